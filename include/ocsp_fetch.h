@@ -1,0 +1,123 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE. */
+#ifndef OCSP_FETCH_H
+#define OCSP_FETCH_H
+
+/*
+ * OCSP for one certificate: parse it, build the request, POST it, verify the
+ * answer. No httpd dependency (APR, OpenSSL and libcurl only), so this layer
+ * is unit-tested and fuzzed on its own.
+ *
+ * Conventions: functions return apr_status_t; on failure *perr (when perr is
+ * not NULL) receives a one-line reason allocated from the pool. Outputs come
+ * first, the pool last. Everything returned lives as long as that pool.
+ */
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+/* A failure of the responder itself: it answered, but with a non-successful
+ * OCSPResponseStatus (tryLater, internalError, ...). The verdict is filled in. */
+#define OCSP_ERESPONDER (APR_OS_START_USERERR + 1)
+/* The answer is not acceptable: bad HTTP status, content type, DER, signature,
+ * certificate id, validity... The reason says which. */
+#define OCSP_EVERIFY    (APR_OS_START_USERERR + 2)
+
+/* Bigger answers are refused: real responses are a few KB. */
+#define OCSP_MAX_RESPONSE_SIZE (64 * 1024)
+/* Clock difference tolerated between us and the responder, for thisUpdate. */
+#define OCSP_MAX_CLOCK_SKEW    apr_time_from_sec(5 * 60)
+/* A response without nextUpdate is kept this long after it was fetched. */
+#define OCSP_NO_NEXT_UPDATE_LIFETIME apr_time_from_sec(60 * 60)
+
+/* A server certificate with its issuer: opaque. The X509 objects are freed
+ * when the pool is. */
+typedef struct ocsp_cert ocsp_cert;
+
+typedef enum {
+    OCSP_CERT_GOOD = 0,
+    OCSP_CERT_REVOKED = 1,
+    OCSP_CERT_UNKNOWN = 2,
+    OCSP_CERT_NONE = 3      /* no certificate status: non-successful response */
+} ocsp_cert_status;
+
+/* What a verified (or responder-error) answer says. */
+typedef struct {
+    int              resp_status;  /* OCSPResponseStatus, 0 = successful */
+    ocsp_cert_status cert_status;
+    apr_time_t       this_update;  /* 0 when resp_status != 0 */
+    apr_time_t       next_update;  /* 0 when the responder gave none */
+    apr_time_t       expires;      /* nextUpdate, or the fallback lifetime */
+    apr_time_t       revoked_at;   /* REVOKED only */
+    int              revoke_reason;/* OCSP_REVOKED_STATUS_*, -1 when none */
+} ocsp_verdict;
+
+typedef struct {
+    apr_interval_time_t timeout;   /* whole exchange per URL: DNS..last byte */
+    apr_size_t          max_size;  /* response size cap, 0: OCSP_MAX_RESPONSE_SIZE */
+    const char         *proxy;     /* NULL: libcurl's usual environment variables */
+} ocsp_http_opts;
+
+/* A fetched and verified answer. */
+typedef struct {
+    unsigned char *der;
+    apr_size_t     der_len;
+    ocsp_verdict   verdict;
+    const char    *url;            /* the responder that gave it */
+} ocsp_answer;
+
+/* Once per process before any fetch, while single-threaded. */
+apr_status_t ocsp_fetch_global_init(void);
+
+/* Parses PEM text: the certificate first, then its issuer (further
+ * certificates are ignored). */
+apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
+                             apr_size_t pem_len, const char **perr,
+                             apr_pool_t *p);
+
+/* The AIA OCSP responder URLs in certificate order (const char *), maybe
+ * none. */
+const apr_array_header_t *ocsp_cert_urls(const ocsp_cert *cert);
+/* One-line subject ("CN=www.example.org, O=Example"), serial in hex. */
+const char *ocsp_cert_subject(const ocsp_cert *cert);
+const char *ocsp_cert_serial(const ocsp_cert *cert);
+
+/* The DER OCSPRequest for this certificate (no nonce: stapled responses are
+ * shared by every client). */
+apr_status_t ocsp_request_build(unsigned char **pder, apr_size_t *plen,
+                                const ocsp_cert *cert, apr_pool_t *p);
+
+/* POSTs the request to url as application/ocsp-request and returns the body
+ * of a 200 answer with content type application/ocsp-response. Blocking,
+ * bounded by opts->timeout and opts->max_size. */
+apr_status_t ocsp_http_post(unsigned char **pbody, apr_size_t *plen,
+                            const char *url, const unsigned char *req,
+                            apr_size_t req_len, const ocsp_http_opts *opts,
+                            const char **perr, apr_pool_t *p);
+
+/* Verifies a DER OCSPResponse for cert at time now: basic response, signed by
+ * the issuer or by a responder the issuer certified for OCSP signing, a
+ * single response for this certificate's CertID, thisUpdate not in the future
+ * (beyond OCSP_MAX_CLOCK_SKEW), nextUpdate not passed.
+ * APR_SUCCESS: *verdict describes a verified response.
+ * OCSP_ERESPONDER: well-formed, non-successful status in verdict->resp_status.
+ * OCSP_EVERIFY (or another error): unusable; *perr says why. */
+apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,
+                                  const unsigned char *der, apr_size_t der_len,
+                                  apr_time_t now, const char **perr,
+                                  apr_pool_t *p);
+
+/* Request, POST and verify against each URL in turn until one answers with a
+ * verified response (APR_SUCCESS) or, failing that, a responder error
+ * (OCSP_ERESPONDER, *panswer set). Otherwise *perr names every URL tried and
+ * why it failed. */
+apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
+                        const apr_array_header_t *urls,
+                        const ocsp_http_opts *opts, const char **perr,
+                        apr_pool_t *p);
+
+/* "good", "revoked", "unknown", "none"; and the OCSPResponseStatus names. */
+const char *ocsp_cert_status_str(ocsp_cert_status st);
+const char *ocsp_resp_status_str(int resp_status);
+
+#endif /* OCSP_FETCH_H */

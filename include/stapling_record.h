@@ -1,0 +1,46 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE. */
+#ifndef STAPLING_RECORD_H
+#define STAPLING_RECORD_H
+
+/*
+ * The cached form of one certificate's OCSP response: the DER to staple plus
+ * what verification found out about it, so a handshake never parses DER.
+ * Encoding and decoding only (APR, no httpd): fuzzed on its own, because the
+ * bytes come back from shared memory, disk or a network cache.
+ */
+
+#include <apr_pools.h>
+
+#include "ocsp_fetch.h"
+
+typedef struct {
+    ocsp_verdict         verdict;    /* as ocsp_response_verify found it */
+    apr_time_t           fetched_at;
+    const unsigned char *der;        /* the OCSPResponse to staple */
+    apr_size_t           der_len;
+    const char          *error;      /* last failed update, or NULL */
+} stapling_record;
+
+/* Longest error text kept in a record. */
+#define STAPLING_RECORD_MAX_ERROR 512
+/* Upper bound of an encoded record, for retrieve buffers. */
+#define STAPLING_RECORD_MAX_SIZE \
+    (64 + OCSP_MAX_RESPONSE_SIZE + STAPLING_RECORD_MAX_ERROR)
+
+/* Encodes rec into a new buffer from p. */
+apr_status_t stapling_record_encode(unsigned char **pbuf, apr_size_t *plen,
+                                    const stapling_record *rec, apr_pool_t *p);
+
+/* Decodes and sanity-checks buf. rec->der points into buf (no copy);
+ * rec->error is copied to p. APR_EINVAL for anything malformed. */
+apr_status_t stapling_record_decode(stapling_record *rec,
+                                    const unsigned char *buf, apr_size_t len,
+                                    apr_pool_t *p);
+
+/* Whether this record may be stapled at now: a successful, verified response
+ * that has not expired; with accept_errors also a responder's own error
+ * answer or an "unknown" status. */
+int stapling_record_stapleable(const stapling_record *rec, apr_time_t now,
+                               int accept_errors);
+
+#endif /* STAPLING_RECORD_H */

@@ -1,0 +1,176 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE.
+ *
+ * mod_ocspstaple: OCSP stapling for mod_ssl through httpd's core OCSP
+ * provider hooks (http_ssl.h). mod_ssl hands us each certificate at startup
+ * (prime) and asks for a response in each handshake (get_resp); everything
+ * about fetching, verifying and caching responses happens here.
+ */
+
+#include <apr_strings.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+
+#include "ocspstaple_private.h"
+
+/* The default cache: shmcb in the runtime directory, with room for each
+ * certificate's record (a response with a signer certificate is ~2 KB,
+ * shmcb spreads entries over subcaches unevenly, hence the margin). */
+#define DEFAULT_CACHE_FILE       "ocspstaple-cache"
+#define DEFAULT_CACHE_PER_CERT   (16 * 1024)
+#define DEFAULT_CACHE_MIN_SIZE   (512 * 1024)
+
+/* Per configuration generation: rebuilt on every (graceful) restart. */
+static ocspstaple_registry *registry;
+static stapling_cache *cache;
+
+static int is_first_config_pass(void)
+{
+    return ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
+}
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    registry = ocspstaple_registry_make(pconf);
+    cache = NULL;
+    return stapling_cache_register_mutex(pconf) == APR_SUCCESS ? OK : !OK;
+}
+
+/* mod_ssl offers every certificate of every SSL virtual host, whether or
+ * not its own stapling is on. Declining leaves it to mod_md or mod_ssl. */
+static int ocsp_prime(server_rec *s, apr_pool_t *p, const char *id,
+                      apr_size_t id_len, const char *pem)
+{
+    if (!ocspstaple_is_enabled(s)) {
+        return DECLINED;
+    }
+    if (is_first_config_pass()) {
+        return OK;                    /* the real work is in the second pass */
+    }
+    return ocspstaple_registry_add(registry, s, id, id_len, pem, p)
+               == APR_SUCCESS ? OK : DECLINED;
+}
+
+static apr_status_t open_cache(server_rec *s, int n_certs, apr_pool_t *pconf,
+                               apr_pool_t *ptemp)
+{
+    const char *err, *spec;
+    apr_size_t size;
+
+    cache = ocspstaple_configured_cache(s);
+    if (!cache) {
+        size = (apr_size_t)n_certs * DEFAULT_CACHE_PER_CERT;
+        if (size < DEFAULT_CACHE_MIN_SIZE) {
+            size = DEFAULT_CACHE_MIN_SIZE;
+        }
+        spec = apr_psprintf(ptemp, "shmcb:%s(%" APR_SIZE_T_FMT ")",
+                            ap_runtime_dir_relative(ptemp, DEFAULT_CACHE_FILE),
+                            size);
+        if ((err = stapling_cache_create(&cache, spec, ptemp, pconf))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0011: "
+                         "cannot create the default cache (%s); load "
+                         "mod_socache_shmcb or set OCSPStaplingCache", err);
+            return APR_EGENERAL;
+        }
+    }
+    return stapling_cache_init(cache, s, pconf);
+}
+
+static void fetch_all(server_rec *s, apr_pool_t *ptemp)
+{
+    const apr_array_header_t *entries = ocspstaple_registry_entries(registry);
+    apr_pool_t *p;
+    int i, ok = 0;
+
+    apr_pool_create(&p, ptemp);
+    for (i = 0; i < entries->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+
+        ok += ocspstaple_update(e, cache, p) == APR_SUCCESS;
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
+                 "certificate(s) to staple, %d with a fresh response, cache %s",
+                 entries->nelts, ok, stapling_cache_provider_name(cache));
+}
+
+/* Runs after mod_ssl's post_config, which primes every certificate. */
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                       server_rec *s)
+{
+    static int fetch_ready;
+    int n = ocspstaple_registry_entries(registry)->nelts;
+    apr_status_t rv;
+
+    (void)plog;
+    if (is_first_config_pass() || n == 0) {
+        return OK;
+    }
+    if (!fetch_ready) {
+        if (ocsp_fetch_global_init() != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0013: "
+                         "cannot initialise libcurl");
+            return !OK;
+        }
+        fetch_ready = 1;
+    }
+    if ((rv = open_cache(s, n, pconf, ptemp)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OCSPSTAPLE0011: cannot "
+                     "open the OCSP stapling cache");
+        return !OK;
+    }
+    fetch_all(s, ptemp);
+    return OK;
+}
+
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    if (cache) {
+        stapling_cache_child_init(cache, s, p);
+    }
+}
+
+/* In each handshake, from mod_ssl's status callback, with the SNI-selected
+ * server: staple only for virtual hosts that enabled us. */
+static int ocsp_get_resp(server_rec *s, conn_rec *c, const char *id,
+                         apr_size_t id_len, ap_ssl_ocsp_copy_resp *cb,
+                         void *userdata)
+{
+    ocspstaple_entry *e;
+
+    if (!registry || !ocspstaple_is_enabled(s)
+        || !(e = ocspstaple_registry_find(registry, id, id_len))) {
+        return DECLINED;
+    }
+    return ocspstaple_entry_staple(e, s, cache, c->pool, cb, userdata)
+               ? OK : DECLINED;
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    static const char *const after_ssl[] = { "mod_ssl.c", NULL };
+
+    (void)p;
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, after_ssl, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_ocsp_prime_hook(ocsp_prime, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_ocsp_get_resp_hook(ocsp_get_resp, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(ocspstaple) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,                       /* per-directory config */
+    NULL,                       /* merge per-directory */
+    ocspstaple_create_conf,     /* per-server config */
+    ocspstaple_merge_conf,      /* merge per-server */
+    ocspstaple_cmds,
+    register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

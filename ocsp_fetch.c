@@ -1,0 +1,591 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE.
+ *
+ * OCSP for one certificate: parse, request, HTTP POST, verification.
+ * No httpd headers here: this file is unit-tested and fuzzed on its own.
+ */
+
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <apr_strings.h>
+
+#include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <curl/curl.h>
+
+#include "ocsp_fetch.h"
+
+struct ocsp_cert {
+    X509 *leaf;
+    X509 *issuer;
+    OCSP_CERTID *certid;
+    apr_array_header_t *urls;
+    const char *subject;
+    const char *serial;
+};
+
+/* ---------------------------------------------------------------- errors */
+
+/* The OpenSSL error queue as one line (and emptied), for log reasons. */
+static const char *openssl_errors(apr_pool_t *p)
+{
+    const char *all = NULL;
+    char buf[256];
+    unsigned long e;
+
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        all = all ? apr_pstrcat(p, all, "; ", buf, NULL) : apr_pstrdup(p, buf);
+    }
+    return all ? all : "no OpenSSL detail";
+}
+
+static apr_status_t fail(const char **perr, apr_status_t rv, apr_pool_t *p,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static apr_status_t fail(const char **perr, apr_status_t rv, apr_pool_t *p,
+                         const char *fmt, ...)
+{
+    va_list ap;
+
+    if (perr) {
+        va_start(ap, fmt);
+        *perr = apr_pvsprintf(p, fmt, ap);
+        va_end(ap);
+    }
+    return rv;
+}
+
+/* The one place where libcurl's codes become APR's. */
+static apr_status_t curl_to_apr(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OK:                   return APR_SUCCESS;
+    case CURLE_OPERATION_TIMEDOUT:   return APR_TIMEUP;
+    case CURLE_COULDNT_CONNECT:      return APR_ECONNREFUSED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return APR_EHOSTUNREACH;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return APR_EINVAL;
+    case CURLE_OUT_OF_MEMORY:        return APR_ENOMEM;
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:    return APR_ENOSPC;
+    default:                         return APR_EGENERAL;
+    }
+}
+
+/* ------------------------------------------------------------ certificate */
+
+static apr_status_t cert_cleanup(void *data)
+{
+    ocsp_cert *cert = data;
+
+    OCSP_CERTID_free(cert->certid);
+    X509_free(cert->issuer);
+    X509_free(cert->leaf);
+    return APR_SUCCESS;
+}
+
+static const char *cert_subject(X509 *x, apr_pool_t *p)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *subject = "(unknown subject)";
+    char *data;
+    long len;
+
+    if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
+                                  XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        len = BIO_get_mem_data(bio, &data);
+        subject = apr_pstrndup(p, data, (apr_size_t)len);
+    }
+    BIO_free(bio);
+    return subject;
+}
+
+static const char *cert_serial(X509 *x, apr_pool_t *p)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *serial = hex ? apr_pstrdup(p, hex) : "?";
+
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return serial;
+}
+
+static apr_array_header_t *cert_urls(X509 *x, apr_pool_t *p)
+{
+    STACK_OF(OPENSSL_STRING) *aia = X509_get1_ocsp(x);
+    apr_array_header_t *urls = apr_array_make(p, 2, sizeof(const char *));
+    int i;
+
+    for (i = 0; aia && i < sk_OPENSSL_STRING_num(aia); i++) {
+        APR_ARRAY_PUSH(urls, const char *) =
+            apr_pstrdup(p, sk_OPENSSL_STRING_value(aia, i));
+    }
+    X509_email_free(aia);
+    return urls;
+}
+
+apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
+                             apr_size_t pem_len, const char **perr,
+                             apr_pool_t *p)
+{
+    ocsp_cert *cert = apr_pcalloc(p, sizeof(*cert));
+    apr_status_t rv = APR_SUCCESS;
+    BIO *bio = NULL;
+
+    *pcert = NULL;
+    apr_pool_cleanup_register(p, cert, cert_cleanup, apr_pool_cleanup_null);
+    if (pem_len > INT_MAX || !(bio = BIO_new_mem_buf(pem, (int)pem_len))) {
+        rv = fail(perr, APR_EINVAL, p, "certificate PEM too large");
+        goto cleanup;
+    }
+    if (!(cert->leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        rv = fail(perr, APR_EINVAL, p, "no certificate in PEM: %s",
+                  openssl_errors(p));
+        goto cleanup;
+    }
+    cert->subject = cert_subject(cert->leaf, p);
+    cert->serial = cert_serial(cert->leaf, p);
+    if (!(cert->issuer = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        rv = fail(perr, APR_EINVAL, p, "no issuer certificate after the "
+                  "certificate in PEM: %s", openssl_errors(p));
+        goto cleanup;
+    }
+    if (X509_check_issued(cert->issuer, cert->leaf) != X509_V_OK) {
+        rv = fail(perr, APR_EINVAL, p, "the second certificate in PEM (%s) "
+                  "did not issue the first", cert_subject(cert->issuer, p));
+        goto cleanup;
+    }
+    if (!(cert->certid = OCSP_cert_to_id(NULL, cert->leaf, cert->issuer))) {
+        rv = fail(perr, APR_EGENERAL, p, "cannot build the OCSP CertID: %s",
+                  openssl_errors(p));
+        goto cleanup;
+    }
+    cert->urls = cert_urls(cert->leaf, p);
+
+cleanup:
+    BIO_free(bio);
+    ERR_clear_error();
+    if (rv == APR_SUCCESS) {
+        *pcert = cert;
+    }
+    return rv;
+}
+
+const apr_array_header_t *ocsp_cert_urls(const ocsp_cert *cert)
+{
+    return cert->urls;
+}
+
+const char *ocsp_cert_subject(const ocsp_cert *cert)
+{
+    return cert->subject;
+}
+
+const char *ocsp_cert_serial(const ocsp_cert *cert)
+{
+    return cert->serial;
+}
+
+/* ---------------------------------------------------------------- request */
+
+/* Copies a DER encoding out of OpenSSL into the pool. */
+#define I2D_TO_POOL(i2d, obj, pder, plen, p)                             \
+    do {                                                                 \
+        unsigned char *tmp_ = NULL;                                      \
+        int len_ = i2d((obj), &tmp_);                                    \
+        if (len_ <= 0) { *(pder) = NULL; *(plen) = 0; break; }           \
+        *(pder) = apr_pmemdup((p), tmp_, (apr_size_t)len_);              \
+        *(plen) = (apr_size_t)len_;                                      \
+        OPENSSL_free(tmp_);                                              \
+    } while (0)
+
+apr_status_t ocsp_request_build(unsigned char **pder, apr_size_t *plen,
+                                const ocsp_cert *cert, apr_pool_t *p)
+{
+    OCSP_REQUEST *req = OCSP_REQUEST_new();
+    OCSP_CERTID *id = OCSP_CERTID_dup(cert->certid);
+    apr_status_t rv = APR_ENOMEM;
+
+    *pder = NULL;
+    *plen = 0;
+    if (!req || !id || !OCSP_request_add0_id(req, id)) {
+        OCSP_CERTID_free(id);
+        goto cleanup;
+    }
+    /* the request now owns id */
+    I2D_TO_POOL(i2d_OCSP_REQUEST, req, pder, plen, p);
+    rv = *pder ? APR_SUCCESS : APR_EGENERAL;
+
+cleanup:
+    OCSP_REQUEST_free(req);
+    ERR_clear_error();
+    return rv;
+}
+
+/* ------------------------------------------------------------------- HTTP */
+
+apr_status_t ocsp_fetch_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK
+        ? APR_SUCCESS : APR_EGENERAL;
+}
+
+typedef struct {
+    unsigned char *data;
+    apr_size_t len, cap, max;
+    int too_large;
+    apr_pool_t *p;
+} body_buf;
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    body_buf *b = ud;
+    apr_size_t n = size * nmemb;
+    unsigned char *grown;
+
+    if (n > b->max - b->len) {
+        b->too_large = 1;
+        return 0;               /* makes libcurl stop with CURLE_WRITE_ERROR */
+    }
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 > b->max ? b->max : (b->len + n) * 2;
+        grown = apr_palloc(b->p, b->cap);
+        if (b->len) {
+            memcpy(grown, b->data, b->len);
+        }
+        b->data = grown;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    return n;
+}
+
+static int is_ocsp_content_type(const char *ct)
+{
+    static const char want[] = "application/ocsp-response";
+    apr_size_t n = sizeof(want) - 1;
+
+    return ct && !strncasecmp(ct, want, n)
+        && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static CURL *post_handle(const char *url, const unsigned char *req,
+                         apr_size_t req_len, const ocsp_http_opts *opts,
+                         struct curl_slist *headers, body_buf *body,
+                         char *errbuf)
+{
+    long ms = (long)apr_time_as_msec(opts->timeout);
+    CURL *h = curl_easy_init();
+
+    if (!h) {
+        return NULL;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);      /* we run in threads */
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)req);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req_len);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "mod_ocspstaple");
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)body->max);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    if (opts->proxy) {
+        curl_easy_setopt(h, CURLOPT_PROXY, opts->proxy);
+    }
+    return h;
+}
+
+apr_status_t ocsp_http_post(unsigned char **pbody, apr_size_t *plen,
+                            const char *url, const unsigned char *req,
+                            apr_size_t req_len, const ocsp_http_opts *opts,
+                            const char **perr, apr_pool_t *p)
+{
+    body_buf body = { NULL, 0, 0, 0, 0, p };
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    CURL *h = NULL;
+    CURLcode code;
+    long http_status = 0;
+    char *ctype = NULL;
+    apr_status_t rv;
+
+    *pbody = NULL;
+    *plen = 0;
+    body.max = opts->max_size ? opts->max_size : OCSP_MAX_RESPONSE_SIZE;
+    headers = curl_slist_append(NULL, "Content-Type: application/ocsp-request");
+    if (!headers || !(h = post_handle(url, req, req_len, opts, headers, &body,
+                                      errbuf))) {
+        rv = fail(perr, APR_ENOMEM, p, "cannot set up the HTTP request");
+        goto cleanup;
+    }
+    code = curl_easy_perform(h);
+    if (code != CURLE_OK) {
+        rv = body.too_large || code == CURLE_FILESIZE_EXCEEDED
+            ? fail(perr, APR_ENOSPC, p, "response larger than %" APR_SIZE_T_FMT
+                   " bytes", body.max)
+            : fail(perr, curl_to_apr(code), p, "%s",
+                   errbuf[0] ? errbuf : curl_easy_strerror(code));
+        goto cleanup;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http_status);
+    curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
+    if (http_status != 200) {
+        rv = fail(perr, OCSP_EVERIFY, p, "HTTP status %ld", http_status);
+    }
+    else if (!is_ocsp_content_type(ctype)) {
+        rv = fail(perr, OCSP_EVERIFY, p, "content type '%s', expected "
+                  "application/ocsp-response", ctype ? ctype : "(none)");
+    }
+    else if (body.len == 0) {
+        rv = fail(perr, OCSP_EVERIFY, p, "empty response body");
+    }
+    else {
+        *pbody = body.data;
+        *plen = body.len;
+        rv = APR_SUCCESS;
+    }
+
+cleanup:
+    curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
+    return rv;
+}
+
+/* ----------------------------------------------------------- verification */
+
+/* GeneralizedTime -> apr_time_t, 0 when absent or unreadable. */
+static apr_time_t asn1_to_apr_time(const ASN1_GENERALIZEDTIME *t)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        return 0;
+    }
+    return apr_time_from_sec(timegm(&tm));
+}
+
+/* Builds the trust for OCSP_basic_verify: the issuer is the anchor (a partial
+ * chain), so a response signed by the issuer itself or by a delegated
+ * responder it certified verifies, and nothing else does. OpenSSL then checks
+ * that a delegated signer carries id-kp-OCSPSigning (ocsp_check_issuer). */
+static int verify_signature(OCSP_BASICRESP *basic, const ocsp_cert *cert)
+{
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    int ok = 0;
+
+    if (store && untrusted
+        && X509_STORE_add_cert(store, cert->issuer)
+        && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN)
+        && sk_X509_push(untrusted, cert->issuer)) {
+        ok = OCSP_basic_verify(basic, untrusted, store, 0) > 0;
+    }
+    sk_X509_free(untrusted);     /* the issuer stays owned by cert */
+    X509_STORE_free(store);
+    return ok;
+}
+
+/* Exactly our CertID must be answered; OpenSSL's find_status would also
+ * accept a reply that carries other single responses besides ours. */
+static apr_status_t find_single(ocsp_verdict *v, OCSP_BASICRESP *basic,
+                                const ocsp_cert *cert, const char **perr,
+                                apr_pool_t *p)
+{
+    ASN1_GENERALIZEDTIME *revtime = NULL, *thisupd = NULL, *nextupd = NULL;
+    int status, reason = -1;
+
+    if (OCSP_resp_count(basic) != 1) {
+        return fail(perr, OCSP_EVERIFY, p, "%d single responses, expected "
+                    "exactly one", OCSP_resp_count(basic));
+    }
+    if (!OCSP_resp_find_status(basic, cert->certid, &status, &reason,
+                               &revtime, &thisupd, &nextupd)) {
+        return fail(perr, OCSP_EVERIFY, p, "no response for this certificate "
+                    "(the responder answered for another certificate id)");
+    }
+    v->cert_status = status == V_OCSP_CERTSTATUS_GOOD ? OCSP_CERT_GOOD
+                   : status == V_OCSP_CERTSTATUS_REVOKED ? OCSP_CERT_REVOKED
+                   : OCSP_CERT_UNKNOWN;
+    v->revoke_reason = reason;
+    v->revoked_at = asn1_to_apr_time(revtime);
+    v->this_update = asn1_to_apr_time(thisupd);
+    v->next_update = nextupd ? asn1_to_apr_time(nextupd) : 0;
+    if (!v->this_update || (nextupd && !v->next_update)) {
+        return fail(perr, OCSP_EVERIFY, p, "unreadable thisUpdate/nextUpdate");
+    }
+    return APR_SUCCESS;
+}
+
+/* Validity at now: thisUpdate may be up to OCSP_MAX_CLOCK_SKEW ahead of our
+ * clock; nextUpdate must still be ahead, since a client rejects a staple it
+ * considers expired and we never want to send one. */
+static apr_status_t check_validity(ocsp_verdict *v, apr_time_t now,
+                                   const char **perr, apr_pool_t *p)
+{
+    if (v->this_update > now + OCSP_MAX_CLOCK_SKEW) {
+        return fail(perr, OCSP_EVERIFY, p, "thisUpdate is %" APR_TIME_T_FMT
+                    " s in the future", apr_time_sec(v->this_update - now));
+    }
+    if (v->next_update && v->next_update <= v->this_update) {
+        return fail(perr, OCSP_EVERIFY, p, "nextUpdate is not after thisUpdate");
+    }
+    if (v->next_update && v->next_update <= now) {
+        return fail(perr, OCSP_EVERIFY, p, "expired: nextUpdate was %"
+                    APR_TIME_T_FMT " s ago", apr_time_sec(now - v->next_update));
+    }
+    v->expires = v->next_update ? v->next_update
+                                : now + OCSP_NO_NEXT_UPDATE_LIFETIME;
+    return APR_SUCCESS;
+}
+
+apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,
+                                  const unsigned char *der, apr_size_t der_len,
+                                  apr_time_t now, const char **perr,
+                                  apr_pool_t *p)
+{
+    const unsigned char *cursor = der;
+    OCSP_RESPONSE *resp = NULL;
+    OCSP_BASICRESP *basic = NULL;
+    apr_status_t rv;
+
+    memset(verdict, 0, sizeof(*verdict));
+    verdict->cert_status = OCSP_CERT_NONE;
+    verdict->revoke_reason = -1;
+    if (der_len == 0 || der_len > LONG_MAX
+        || !(resp = d2i_OCSP_RESPONSE(NULL, &cursor, (long)der_len))) {
+        rv = fail(perr, OCSP_EVERIFY, p, "not a DER OCSP response");
+        goto cleanup;
+    }
+    if (cursor != der + der_len) {
+        rv = fail(perr, OCSP_EVERIFY, p, "trailing bytes after the response");
+        goto cleanup;
+    }
+    verdict->resp_status = OCSP_response_status(resp);
+    if (verdict->resp_status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        rv = fail(perr, OCSP_ERESPONDER, p, "responder answered %s",
+                  ocsp_resp_status_str(verdict->resp_status));
+        goto cleanup;
+    }
+    if (!(basic = OCSP_response_get1_basic(resp))) {
+        rv = fail(perr, OCSP_EVERIFY, p, "not a basic OCSP response");
+        goto cleanup;
+    }
+    if (!verify_signature(basic, cert)) {
+        rv = fail(perr, OCSP_EVERIFY, p, "signature not made by the issuer or "
+                  "a responder it authorized: %s", openssl_errors(p));
+        goto cleanup;
+    }
+    if ((rv = find_single(verdict, basic, cert, perr, p)) != APR_SUCCESS) {
+        goto cleanup;
+    }
+    rv = check_validity(verdict, now, perr, p);
+
+cleanup:
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
+    return rv;
+}
+
+/* ------------------------------------------------------------------ fetch */
+
+static apr_status_t fetch_one(ocsp_answer *ans, const ocsp_cert *cert,
+                              const char *url, const unsigned char *req,
+                              apr_size_t req_len, const ocsp_http_opts *opts,
+                              const char **perr, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    ans->url = url;
+    rv = ocsp_http_post(&ans->der, &ans->der_len, url, req, req_len, opts,
+                        perr, p);
+    if (rv == APR_SUCCESS) {
+        rv = ocsp_response_verify(&ans->verdict, cert, ans->der, ans->der_len,
+                                  apr_time_now(), perr, p);
+    }
+    return rv;
+}
+
+apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
+                        const apr_array_header_t *urls,
+                        const ocsp_http_opts *opts, const char **perr,
+                        apr_pool_t *p)
+{
+    ocsp_answer *responder_error = NULL;
+    const char *reasons = NULL, *why = NULL;
+    unsigned char *req;
+    apr_size_t req_len;
+    apr_status_t rv, first_rv = APR_ENOENT;
+    int i;
+
+    *panswer = NULL;
+    if (!urls || urls->nelts == 0) {
+        return fail(perr, APR_ENOENT, p, "no responder URL");
+    }
+    if ((rv = ocsp_request_build(&req, &req_len, cert, p)) != APR_SUCCESS) {
+        return fail(perr, rv, p, "cannot build the OCSP request");
+    }
+    for (i = 0; i < urls->nelts; i++) {
+        const char *url = APR_ARRAY_IDX(urls, i, const char *);
+        ocsp_answer *ans = apr_pcalloc(p, sizeof(*ans));
+
+        rv = fetch_one(ans, cert, url, req, req_len, opts, &why, p);
+        if (rv == APR_SUCCESS) {
+            *panswer = ans;
+            return APR_SUCCESS;
+        }
+        if (rv == OCSP_ERESPONDER && !responder_error) {
+            responder_error = ans;
+        }
+        if (first_rv == APR_ENOENT) {
+            first_rv = rv;
+        }
+        why = apr_psprintf(p, "%s: %s", url, why);
+        reasons = reasons ? apr_pstrcat(p, reasons, "; ", why, NULL) : why;
+    }
+    /* No verified answer anywhere: a responder's own error answer is the
+     * next best thing to report (and, if configured, to staple). */
+    *panswer = responder_error;
+    return fail(perr, responder_error ? OCSP_ERESPONDER : first_rv, p, "%s",
+                reasons);
+}
+
+/* ---------------------------------------------------------------- strings */
+
+const char *ocsp_cert_status_str(ocsp_cert_status st)
+{
+    switch (st) {
+    case OCSP_CERT_GOOD:    return "good";
+    case OCSP_CERT_REVOKED: return "revoked";
+    case OCSP_CERT_UNKNOWN: return "unknown";
+    default:                return "none";
+    }
+}
+
+const char *ocsp_resp_status_str(int resp_status)
+{
+    switch (resp_status) {
+    case OCSP_RESPONSE_STATUS_SUCCESSFUL:       return "successful";
+    case OCSP_RESPONSE_STATUS_MALFORMEDREQUEST: return "malformedRequest";
+    case OCSP_RESPONSE_STATUS_INTERNALERROR:    return "internalError";
+    case OCSP_RESPONSE_STATUS_TRYLATER:         return "tryLater";
+    case OCSP_RESPONSE_STATUS_SIGREQUIRED:      return "sigRequired";
+    case OCSP_RESPONSE_STATUS_UNAUTHORIZED:     return "unauthorized";
+    default:                                    return "invalid status";
+    }
+}

@@ -1,0 +1,165 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE.
+ *
+ * Directives: unset sentinels, an explicit field-by-field merge, strict value
+ * parsers whose messages name the directive and what it accepts.
+ */
+
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+
+#include "ocspstaple_private.h"
+
+void *ocspstaple_create_conf(apr_pool_t *p, server_rec *s)
+{
+    ocspstaple_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)s;
+    conf->enabled = OCSPSTAPLE_UNSET;
+    conf->timeout = OCSPSTAPLE_UNSET;
+    conf->return_errors = OCSPSTAPLE_UNSET;
+    return conf;
+}
+
+void *ocspstaple_merge_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const ocspstaple_conf *base = basev, *add = addv;
+    ocspstaple_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->enabled = add->enabled != OCSPSTAPLE_UNSET ? add->enabled
+                                                     : base->enabled;
+    conf->timeout = add->timeout != OCSPSTAPLE_UNSET ? add->timeout
+                                                     : base->timeout;
+    conf->return_errors = add->return_errors != OCSPSTAPLE_UNSET
+                        ? add->return_errors : base->return_errors;
+    conf->force_url = add->force_url ? add->force_url : base->force_url;
+    conf->cache = base->cache;          /* global only */
+    return conf;
+}
+
+static const ocspstaple_conf *conf_of(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &ocspstaple_module);
+}
+
+int ocspstaple_is_enabled(const server_rec *s)
+{
+    return conf_of(s)->enabled == 1;
+}
+
+apr_interval_time_t ocspstaple_timeout(const server_rec *s)
+{
+    apr_interval_time_t t = conf_of(s)->timeout;
+
+    return t == OCSPSTAPLE_UNSET ? OCSPSTAPLE_DEFAULT_TIMEOUT : t;
+}
+
+int ocspstaple_returns_errors(const server_rec *s)
+{
+    return conf_of(s)->return_errors == 1;
+}
+
+const char *ocspstaple_force_url(const server_rec *s)
+{
+    return conf_of(s)->force_url;
+}
+
+stapling_cache *ocspstaple_configured_cache(const server_rec *s)
+{
+    return conf_of(s)->cache;
+}
+
+/* -------------------------------------------------------------- handlers */
+
+static ocspstaple_conf *conf_for(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config,
+                                &ocspstaple_module);
+}
+
+static const char *cmd_error(cmd_parms *cmd, const char *fmt, const char *arg,
+                             const char *allowed)
+{
+    return apr_psprintf(cmd->pool, "%s: %s '%s'; %s", cmd->cmd->name, fmt,
+                        arg, allowed);
+}
+
+static const char *set_enabled(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)dc;
+    conf_for(cmd)->enabled = flag;
+    return NULL;
+}
+
+static const char *set_return_errors(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)dc;
+    conf_for(cmd)->return_errors = flag;
+    return NULL;
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_interval_time_t t;
+
+    (void)dc;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS) {
+        return cmd_error(cmd, "not a duration:", arg, "use seconds (10) or "
+                         "a number with a unit (500ms, 10s, 1mi)");
+    }
+    if (t <= 0 || t > OCSPSTAPLE_MAX_TIMEOUT) {
+        return cmd_error(cmd, "out of range:", arg,
+                         "must be more than 0 and at most 300 seconds");
+    }
+    conf_for(cmd)->timeout = t;
+    return NULL;
+}
+
+static const char *set_force_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_uri_t uri;
+
+    (void)dc;
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme
+        || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))
+        || !uri.hostname || !*uri.hostname) {
+        return cmd_error(cmd, "not a responder URL:", arg,
+                         "use an http:// or https:// URL with a host");
+    }
+    conf_for(cmd)->force_url = arg;
+    return NULL;
+}
+
+static const char *set_cache(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    err = stapling_cache_create(&conf_for(cmd)->cache, arg, cmd->temp_pool,
+                                cmd->pool);
+    return err ? apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL)
+               : NULL;
+}
+
+const command_rec ocspstaple_cmds[] = {
+    AP_INIT_FLAG("OCSPUseStapling", set_enabled, NULL, RSRC_CONF,
+        "on|off: staple OCSP responses for this server's certificates "
+        "(default off)"),
+    AP_INIT_TAKE1("OCSPStaplingCache", set_cache, NULL, RSRC_CONF,
+        "provider[:args]: the socache for OCSP responses, e.g. "
+        "shmcb:/path(1048576) (default: shmcb in the runtime directory)"),
+    AP_INIT_TAKE1("OCSPStaplingResponderTimeout", set_timeout, NULL, RSRC_CONF,
+        "seconds (or 500ms, 1mi...): bound on one whole exchange with a "
+        "responder (default 10)"),
+    AP_INIT_FLAG("OCSPStaplingReturnResponderErrors", set_return_errors, NULL,
+        RSRC_CONF, "on|off: also staple a responder's own error answers and "
+        "'unknown' statuses (default off)"),
+    AP_INIT_TAKE1("OCSPStaplingForceURL", set_force_url, NULL, RSRC_CONF,
+        "http(s) URL: the OCSP responder to ask instead of the certificate's"),
+    { NULL }
+};

@@ -1,0 +1,221 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE.
+ *
+ * The certificates this server staples for, one entry per certificate id,
+ * and the handshake path: each process keeps its own copy of the newest
+ * record, so a handshake normally touches neither the shared cache nor the
+ * network, and never parses DER.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <httpd.h>
+#include <http_log.h>
+
+#include "ocspstaple_private.h"
+
+APLOG_USE_MODULE(ocspstaple);
+
+/* A process looks into the shared cache for a newer record this often (other
+ * processes or servers may have renewed it), and at most once a second while
+ * it has nothing it can staple. */
+#define LOCAL_RECHECK_INTERVAL apr_time_from_sec(30)
+#define LOCAL_MISS_RECHECK     apr_time_from_sec(1)
+
+struct ocspstaple_registry {
+    apr_hash_t *by_id;
+    apr_array_header_t *entries;     /* ocspstaple_entry *, in prime order */
+};
+
+ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf)
+{
+    ocspstaple_registry *reg = apr_pcalloc(pconf, sizeof(*reg));
+
+    reg->by_id = apr_hash_make(pconf);
+    reg->entries = apr_array_make(pconf, 16, sizeof(ocspstaple_entry *));
+    return reg;
+}
+
+static apr_status_t entry_cleanup(void *data)
+{
+    ocspstaple_entry *e = data;
+
+    free((void *)e->local.der);
+    e->local.der = NULL;
+    return APR_SUCCESS;
+}
+
+static const char *entry_label(const ocsp_cert *cert, const unsigned char *id,
+                               apr_pool_t *p)
+{
+    char hex[2 * 8 + 1];
+
+    ap_bin2hex(id, 8, hex);           /* 64 bits tell certificates apart */
+    return apr_psprintf(p, "cert \"%s\" serial %s id %s",
+                        ocsp_cert_subject(cert), ocsp_cert_serial(cert), hex);
+}
+
+static const apr_array_header_t *responder_urls(server_rec *s,
+                                                const ocsp_cert *cert,
+                                                apr_pool_t *p)
+{
+    const char *forced = ocspstaple_force_url(s);
+    apr_array_header_t *urls;
+
+    if (!forced) {
+        return ocsp_cert_urls(cert);
+    }
+    urls = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(urls, const char *) = forced;
+    return urls;
+}
+
+static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
+                               const char *id, const char *pem,
+                               apr_pool_t *pconf)
+{
+    ocspstaple_entry *e = apr_pcalloc(pconf, sizeof(*e));
+    const char *why;
+    apr_status_t rv;
+
+    *pe = NULL;
+    rv = ocsp_cert_parse(&e->cert, pem, strlen(pem), &why, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "OCSPSTAPLE0010: server %s:"
+                     " cannot read the certificate mod_ssl handed over (%s); "
+                     "not stapling it", s->server_hostname, why);
+        return rv;
+    }
+    memcpy(e->id, id, OCSPSTAPLE_ID_LEN);
+    e->label = entry_label(e->cert, e->id, pconf);
+    e->urls = responder_urls(s, e->cert, pconf);
+    if (e->urls->nelts == 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0001: %s: no "
+                     "OCSP responder URL in the certificate and no "
+                     "OCSPStaplingForceURL for server %s; not stapling",
+                     e->label, s->server_hostname);
+        return APR_ENOENT;
+    }
+    e->s = s;
+    e->vhosts = s->server_hostname;
+    rv = apr_thread_mutex_create(&e->lock, APR_THREAD_MUTEX_DEFAULT, pconf);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_cleanup_register(pconf, e, entry_cleanup, apr_pool_cleanup_null);
+    *pe = e;
+    return APR_SUCCESS;
+}
+
+apr_status_t ocspstaple_registry_add(ocspstaple_registry *reg, server_rec *s,
+                                     const char *id, apr_size_t id_len,
+                                     const char *pem, apr_pool_t *pconf)
+{
+    ocspstaple_entry *e;
+    apr_status_t rv;
+
+    if (id_len != OCSPSTAPLE_ID_LEN) {
+        return APR_EINVAL;
+    }
+    e = apr_hash_get(reg->by_id, id, id_len);
+    if (e) {
+        /* One certificate in several virtual hosts: one entry, one fetch. */
+        e->vhosts = apr_pstrcat(pconf, e->vhosts, ", ", s->server_hostname,
+                                NULL);
+        return APR_SUCCESS;
+    }
+    if ((rv = entry_make(&e, s, id, pem, pconf)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_hash_set(reg->by_id, e->id, OCSPSTAPLE_ID_LEN, e);
+    APR_ARRAY_PUSH(reg->entries, ocspstaple_entry *) = e;
+    return APR_SUCCESS;
+}
+
+ocspstaple_entry *ocspstaple_registry_find(const ocspstaple_registry *reg,
+                                           const char *id, apr_size_t id_len)
+{
+    return id_len == OCSPSTAPLE_ID_LEN ? apr_hash_get(reg->by_id, id, id_len)
+                                       : NULL;
+}
+
+const apr_array_header_t *ocspstaple_registry_entries(
+    const ocspstaple_registry *reg)
+{
+    return reg->entries;
+}
+
+/* ------------------------------------------------------ process-local copy */
+
+/* Callers hold e->lock, or run before any thread exists. */
+static void set_local_locked(ocspstaple_entry *e, const stapling_record *rec)
+{
+    unsigned char *der = rec->der_len ? malloc(rec->der_len) : NULL;
+
+    if (rec->der_len && !der) {
+        return;                       /* keep what we have */
+    }
+    if (der) {
+        memcpy(der, rec->der, rec->der_len);
+    }
+    free((void *)e->local.der);
+    e->local = *rec;
+    e->local.der = der;
+    e->local.error = NULL;            /* pool memory of the caller */
+}
+
+void ocspstaple_entry_set_local(ocspstaple_entry *e, const stapling_record *rec)
+{
+    apr_thread_mutex_lock(e->lock);
+    set_local_locked(e, rec);
+    apr_thread_mutex_unlock(e->lock);
+}
+
+/* Takes a newer record from the shared cache, if there is one. */
+static void refresh_local_locked(ocspstaple_entry *e, server_rec *s,
+                                 stapling_cache *cache, apr_time_t now,
+                                 apr_pool_t *p)
+{
+    stapling_record rec;
+    apr_status_t rv;
+
+    e->checked_at = now;
+    rv = stapling_cache_get(cache, s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
+    if (rv == APR_SUCCESS && rec.fetched_at > e->local.fetched_at) {
+        set_local_locked(e, &rec);
+    }
+    else if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, "OCSPSTAPLE0021: %s: "
+                     "cannot read the %s cache", e->label,
+                     stapling_cache_provider_name(cache));
+    }
+}
+
+int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
+                            stapling_cache *cache, apr_pool_t *p,
+                            ap_ssl_ocsp_copy_resp *cb, void *userdata)
+{
+    apr_time_t now = apr_time_now();
+    int accept_errors = ocspstaple_returns_errors(s);
+    int stapled = 0;
+
+    apr_thread_mutex_lock(e->lock);
+    if (cache) {
+        int usable = stapling_record_stapleable(&e->local, now, 1);
+        apr_interval_time_t age = now - e->checked_at;
+
+        if (age >= LOCAL_RECHECK_INTERVAL
+            || (!usable && age >= LOCAL_MISS_RECHECK)) {
+            refresh_local_locked(e, s, cache, now, p);
+        }
+    }
+    if (stapling_record_stapleable(&e->local, now, accept_errors)) {
+        /* cb copies the DER: mod_ssl hands OpenSSL its own buffer. */
+        cb(e->local.der, e->local.der_len, userdata);
+        stapled = 1;
+    }
+    apr_thread_mutex_unlock(e->lock);
+    return stapled;
+}

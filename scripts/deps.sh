@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs the Debian packages mod_ocspstaple needs to build, test and demo.
+# Does nothing when they are all present; needs root (or sudo) otherwise.
+set -eu
+
+PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
+          libapache2-mod-perl2 perl make gcc"
+
+missing=""
+for pkg in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+        || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# A temporary policy-rc.d keeps the install from starting the system apache2
+# service: this project only ever runs private servers of its own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,249 @@
+#!/bin/bash
+# mkpki.sh DIR PORT
+#
+# Builds a throw-away test PKI for mod_ocspstaple in DIR (wiped first):
+#
+#   root (RSA) -> intermediate (RSA) -> leaves (one per test scenario)
+#                                    -> ocsp-signer        (delegated responder)
+#                                    -> ocsp-signer-noeku  (lacks OCSPSigning)
+#   rogue (self-signed, unrelated)
+#
+# PORT is the loopback port of scripts/ocsp_responder.pl; it is baked into
+# the leaves' AIA OCSP URLs (http://127.0.0.1:PORT/<mode>), the path selecting
+# how the responder answers. Also writes an `openssl ca`-style index.txt
+# (for `openssl ocsp -index`) and one ready-made OCSP request per leaf in
+# DIR/requests/NAME.der.
+#
+# Files per leaf NAME: NAME.key, NAME.pem (leaf only), NAME.crt (leaf +
+# intermediate: what SSLCertificateFile gets, so mod_ssl finds the issuer).
+#
+# Non-interactive, no root needed, a few seconds (keys are generated in
+# parallel). Uses its own minimal openssl config so the system's
+# /etc/ssl/openssl.cnf cannot add surprise extensions.
+set -eu
+set -o pipefail
+
+usage() { echo "usage: $0 DIR PORT" >&2; exit 2; }
+[ $# -eq 2 ] || usage
+DIR=$1
+PORT=$2
+case $PORT in ''|*[!0-9]*) usage ;; esac
+
+LEAF_DAYS=30      # short-lived leaves, like real-world server certs
+CA_DAYS=3650
+
+rm -rf "$DIR"
+mkdir -p "$DIR/requests" "$DIR/tmp"
+DIR=$(cd "$DIR" && pwd)      # absolute: index.txt and callers want stable paths
+TMP=$DIR/tmp
+
+# A minimal config: `openssl req` insists on a [req] section with a
+# distinguished_name; -subj supplies the actual name.
+cat > "$TMP/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+EOF
+export OPENSSL_CONF=$TMP/openssl.cnf
+
+# Serials must be distinct across the whole PKI: openssl ocsp looks the
+# status up by serial, and the wrongserial tests rely on leaves differing.
+NEXT_SERIAL=4096   # 0x1000
+next_serial() { NEXT_SERIAL=$((NEXT_SERIAL + 1)); }
+
+die() { echo "mkpki: $*" >&2; exit 1; }
+
+# ---- keys ---------------------------------------------------------------
+# newkey NAME rsa|ec : writes DIR/NAME.key (PKCS#8 PEM, unencrypted).
+newkey() {
+    case $2 in
+        rsa) openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+                 -out "$DIR/$1.key" ;;
+        ec)  openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+                 -out "$DIR/$1.key" ;;
+    esac
+}
+
+# ---- signing ------------------------------------------------------------
+# sign NAME SUBJECT DAYS EXTFILE [ISSUER]: CSR from NAME.key, certificate
+# NAME.pem signed by ISSUER (ISSUER.crt/.key), or self-signed without ISSUER.
+# Extensions come only from EXTFILE (section "ext").
+sign() {
+    local name=$1 subj=$2 days=$3 ext=$4 issuer=${5:-}
+    openssl req -new -key "$DIR/$name.key" -subj "$subj" -out "$TMP/$name.csr"
+    next_serial
+    if [ -n "$issuer" ]; then
+        openssl x509 -req -in "$TMP/$name.csr" -days "$days" -sha256 \
+            -CA "$DIR/$issuer.crt" -CAkey "$DIR/$issuer.key" \
+            -set_serial "$NEXT_SERIAL" -extfile "$ext" -extensions ext \
+            -out "$DIR/$name.pem" 2>/dev/null
+    else
+        openssl x509 -req -in "$TMP/$name.csr" -days "$days" -sha256 \
+            -signkey "$DIR/$name.key" \
+            -set_serial "$NEXT_SERIAL" -extfile "$ext" -extensions ext \
+            -out "$DIR/$name.pem" 2>/dev/null
+    fi
+}
+
+# ---- one function per kind of certificate -------------------------------
+
+make_root() {
+    cat > "$TMP/root.ext" <<'EOF'
+[ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+EOF
+    sign root "/O=mod_ocspstaple test/CN=Test Root CA" $CA_DAYS "$TMP/root.ext"
+    mv "$DIR/root.pem" "$DIR/root.crt"
+}
+
+make_intermediate() {
+    cat > "$TMP/intermediate.ext" <<'EOF'
+[ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+    sign intermediate "/O=mod_ocspstaple test/CN=Test Intermediate CA" $CA_DAYS \
+        "$TMP/intermediate.ext" root
+    mv "$DIR/intermediate.pem" "$DIR/intermediate.crt"
+}
+
+# make_ocsp_signer NAME yes|no : a delegated responder certificate issued by
+# the intermediate. With "no" it lacks the OCSPSigning EKU, so a correct
+# client must reject responses it signs (RFC 6960 4.2.2.2).
+make_ocsp_signer() {
+    local name=$1 eku=$2
+    {
+        echo "[ext]"
+        echo "basicConstraints = critical,CA:FALSE"
+        echo "keyUsage = critical,digitalSignature"
+        [ "$eku" = yes ] && echo "extendedKeyUsage = OCSPSigning"
+        # id-pkix-ocsp-nocheck: clients need not check the signer's own status.
+        echo "noCheck = ignored"
+        echo "subjectKeyIdentifier = hash"
+        echo "authorityKeyIdentifier = keyid:always"
+    } > "$TMP/$name.ext"
+    sign "$name" "/O=mod_ocspstaple test/CN=$name" $CA_DAYS "$TMP/$name.ext" intermediate
+    mv "$DIR/$name.pem" "$DIR/$name.crt"
+}
+
+# A self-signed cert unrelated to the PKI: signs "wrong signer" responses.
+make_rogue() {
+    cat > "$TMP/rogue.ext" <<'EOF'
+[ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = OCSPSigning
+subjectKeyIdentifier = hash
+EOF
+    sign rogue "/O=Somebody else/CN=Rogue OCSP signer" $CA_DAYS "$TMP/rogue.ext"
+    mv "$DIR/rogue.pem" "$DIR/rogue.crt"
+}
+
+# make_leaf NAME SAN URL... : a TLS server certificate issued by the
+# intermediate, CN=NAME.test, SAN as given ("DNS:a,DNS:b"), one AIA OCSP
+# entry per URL in the given order (none when no URL is given).
+make_leaf() {
+    local name=$1 san=$2; shift 2
+    local aia="" url
+    for url in "$@"; do
+        aia="${aia:+$aia,}OCSP;URI:$url"
+    done
+    {
+        echo "[ext]"
+        echo "basicConstraints = critical,CA:FALSE"
+        echo "keyUsage = critical,digitalSignature,keyEncipherment"
+        echo "extendedKeyUsage = serverAuth"
+        echo "subjectAltName = $san"
+        [ -n "$aia" ] && echo "authorityInfoAccess = $aia"
+        echo "subjectKeyIdentifier = hash"
+        echo "authorityKeyIdentifier = keyid:always"
+    } > "$TMP/$name.ext"
+    sign "$name" "/CN=$name.test" $LEAF_DAYS "$TMP/$name.ext" intermediate
+    cat "$DIR/$name.pem" "$DIR/intermediate.crt" > "$DIR/$name.crt"
+}
+
+# index_entry NAME V|R : one line of an `openssl ca` index (tab-separated):
+#   status, expiry (YYMMDDHHMMSSZ), revocation date (empty unless R),
+#   serial (hex, as openssl prints it), file name ("unknown"), subject.
+index_entry() {
+    local name=$1 status=$2 serial end revdate=""
+    serial=$(openssl x509 -in "$DIR/$name.pem" -noout -serial | sed 's/^serial=//')
+    end=$(openssl x509 -in "$DIR/$name.pem" -noout -enddate | sed 's/^notAfter=//')
+    end=$(TZ=UTC date -d "$end" +%y%m%d%H%M%SZ)
+    # Revoked an hour ago, reason keyCompromise (shows up in -resp_text).
+    [ "$status" = R ] && revdate="$(TZ=UTC date -d '1 hour ago' +%y%m%d%H%M%SZ),keyCompromise"
+    printf '%s\t%s\t%s\t%s\tunknown\t/CN=%s.test\n' \
+        "$status" "$end" "$revdate" "$serial" "$name" >> "$DIR/index.txt"
+}
+
+# ---- main ---------------------------------------------------------------
+
+# name : key type : SAN : AIA URLs (space separated; "-" for none)
+BASE="http://127.0.0.1:$PORT"
+LEAVES="
+rsa         rsa DNS:rsa.test                  $BASE/good
+ecdsa       ec  DNS:rsa.test,DNS:ecdsa.test   $BASE/good
+sni2        rsa DNS:sni2.test                 $BASE/good
+revoked     rsa DNS:revoked.test              $BASE/good
+noaia       rsa DNS:noaia.test                -
+wrongsigner rsa DNS:wrongsigner.test          $BASE/wrongsigner
+wrongserial rsa DNS:wrongserial.test          $BASE/wrongserial
+delegated   rsa DNS:delegated.test            $BASE/delegated
+twourls     rsa DNS:twourls.test              http://127.0.0.1:1/dead $BASE/good
+offvhost    rsa DNS:offvhost.test             $BASE/good
+forced      rsa DNS:forced.test               $BASE/wrongserial
+"
+
+# RSA key generation dominates the run time: do all keys in parallel.
+pids=""
+for n in root intermediate ocsp-signer ocsp-signer-noeku rogue; do
+    newkey "$n" rsa & pids="$pids $!"
+done
+while read -r name kt _; do
+    [ -n "$name" ] || continue
+    newkey "$name" "$kt" & pids="$pids $!"
+done <<< "$LEAVES"
+for p in $pids; do wait "$p" || die "key generation failed"; done
+
+make_root
+make_intermediate
+make_ocsp_signer ocsp-signer yes
+make_ocsp_signer ocsp-signer-noeku no
+make_rogue
+
+: > "$DIR/index.txt"
+# Our index never needs unique subjects; saying so silences openssl warnings.
+echo "unique_subject = no" > "$DIR/index.txt.attr"
+while read -r name kt san urls; do
+    [ -n "$name" ] || continue
+    if [ "$urls" = - ]; then
+        make_leaf "$name" "$san"
+    else
+        # shellcheck disable=SC2086  # URLs are space-separated on purpose
+        make_leaf "$name" "$san" $urls
+    fi
+    if [ "$name" = revoked ]; then index_entry "$name" R; else index_entry "$name" V; fi
+    # A request without nonce, as mod_ocspstaple sends (and as the responder's
+    # wrongserial mode replays requests/sni2.der).
+    openssl ocsp -issuer "$DIR/intermediate.crt" -cert "$DIR/$name.pem" \
+        -no_nonce -reqout "$DIR/requests/$name.der" >/dev/null
+done <<< "$LEAVES"
+
+# Fail loudly if any chain is broken.
+while read -r name _; do
+    [ -n "$name" ] || continue
+    openssl verify -CAfile "$DIR/root.crt" -untrusted "$DIR/intermediate.crt" \
+        "$DIR/$name.pem" >/dev/null || die "chain of $name.pem does not verify"
+done <<< "$LEAVES"
+for n in ocsp-signer ocsp-signer-noeku; do
+    openssl verify -CAfile "$DIR/root.crt" -untrusted "$DIR/intermediate.crt" \
+        "$DIR/$n.crt" >/dev/null || die "chain of $n.crt does not verify"
+done
+
+rm -rf "$TMP"
+echo "mkpki: PKI in $DIR (OCSP port $PORT)"

@@ -1,0 +1,23 @@
+# The very first handshake after httpd starts already carries a good staple:
+# the module fetches at startup, so no visitor ever sees an unstapled (or
+# blocked) first connection. Runs first among the handshake tests (00-unit.t
+# never talks to httpd); nothing may handshake with ocsp_main before it.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use OCSPTest;
+
+plan tests => 6;
+
+# Fetched at startup: the update line is already there, no waiting.
+ok(scalar error_log_lines(qr/OCSPSTAPLE0002\b.*CN=rsa\.test.*update ok/),
+   'startup logged the update of CN=rsa.test');
+
+my $before = responder_requests();
+my $r = handshake(vhost => 'ocsp_main', servername => 'rsa.test', sigalgs => 'RSA-PSS+SHA256:RSA+SHA256');
+ok($r->{stapled}, 'first handshake is stapled') or diag(OCSPTest::describe($r));
+ok(t_cmp($r->{resp_status}, 'successful', 'response status'));
+ok(t_cmp($r->{cert_status}, 'good', 'cert status'));
+ok(t_cmp($r->{serial}, cert_serial('rsa'), 'staple is for the RSA certificate'));
+# The handshake itself must not have gone to the responder.
+ok(t_cmp(responder_requests(), $before, 'no OCSP request during the handshake'));

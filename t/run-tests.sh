@@ -1,0 +1,151 @@
+#!/bin/bash
+# t/run-tests.sh [t/TEST options and test files...]
+#
+# Runs mod_ocspstaple's Apache::Test suite; `make test` calls it after
+# building .libs/mod_ocspstaple.so and t/unit/test_ocsp_fetch.
+#
+#  1. As root (CI): Apache::Test refuses root, so create the system user
+#     ocspstaple-test, give it t/, and re-run this script as that user.
+#  2. Build the test PKI (scripts/mkpki.sh t/pki PORT) and start the loopback
+#     OCSP responder (scripts/ocsp_responder.pl); stop it on any exit.
+#  3. Write t/conf/modules.conf (the LoadModule lines Apache::Test inherits;
+#     Debian has no httpd.conf), configure, bind every Listen to 127.0.0.1,
+#     start httpd, run the tests with prove (its "Result: PASS|FAIL" is the
+#     last line printed), stop httpd; exit with the tests' status.
+#
+# Environment passed to the .t files: OCSP_PORT, OCSP_PKI (absolute),
+# OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so).
+# Extra arguments go to prove (e.g. t/10-good.t, -v).
+set -eu
+set -o pipefail
+
+TEST_USER=ocspstaple-test
+T=$(cd "$(dirname "$0")" && pwd)        # .../t
+ROOT=$(dirname "$T")                    # the checkout
+MODULE=${OCSP_MODULE:-$ROOT/.libs/mod_ocspstaple.so}
+APXS=${APXS:-$(command -v apxs || echo /usr/bin/apxs)}
+MODDIR=$("$APXS" -q LIBEXECDIR)         # /usr/lib/apache2/modules on Debian
+
+die() { echo "run-tests: $*" >&2; exit 1; }
+
+# ---- 1. never as root ---------------------------------------------------
+if [ "$(id -u)" -eq 0 ]; then
+    if ! id "$TEST_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$TEST_USER"
+    fi
+    chown -R "$TEST_USER:" "$T"
+    # The test user must reach the checkout (and the module) to read them.
+    dir=$ROOT
+    while [ "$dir" != / ]; do
+        runuser -u "$TEST_USER" -- test -x "$dir" ||
+            die "$TEST_USER cannot enter $dir: make the checkout world-readable"
+        dir=$(dirname "$dir")
+    done
+    exec runuser -u "$TEST_USER" -- env PATH="$PATH" OCSP_MODULE="$MODULE" \
+        APXS="$APXS" "$T/run-tests.sh" "$@"
+fi
+
+cd "$ROOT"
+[ -f "$MODULE" ] || die "$MODULE not found: run 'make' first"
+[ -x "$T/unit/test_ocsp_fetch" ] ||
+    echo "run-tests: warning: t/unit/test_ocsp_fetch missing ('make unit'); t/00-unit.t will fail" >&2
+
+# Apache::Test must not write preferences into a home directory.
+export APACHE_TEST_NO_STICKY_PREFERENCES=1
+export HOME=$T/logs/home
+
+# ---- cleanup, registered before anything is started ---------------------
+RESPONDER_PID=""
+HTTPD_PIDFILE=$T/logs/httpd.pid
+cleanup() {
+    local rc=$?
+    # httpd: normally stopped below; this catches failures and signals.
+    if [ -s "$HTTPD_PIDFILE" ]; then
+        local hp
+        hp=$(cat "$HTTPD_PIDFILE" 2>/dev/null || true)
+        if [ -n "$hp" ] && kill -0 "$hp" 2>/dev/null; then
+            kill -TERM "$hp" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
+        fi
+    fi
+    if [ -n "$RESPONDER_PID" ] && kill -0 "$RESPONDER_PID" 2>/dev/null; then
+        kill -TERM "$RESPONDER_PID" 2>/dev/null || true
+        wait "$RESPONDER_PID" 2>/dev/null || true
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Leftovers of an earlier (possibly aborted) run: a running httpd of ours,
+# generated config, logs, PKI.
+if [ -s "$HTTPD_PIDFILE" ] && kill -0 "$(cat "$HTTPD_PIDFILE")" 2>/dev/null; then
+    echo "run-tests: stopping httpd left from an earlier run (pid $(cat "$HTTPD_PIDFILE"))" >&2
+    kill -TERM "$(cat "$HTTPD_PIDFILE")" 2>/dev/null || true
+    sleep 1
+fi
+rm -rf "$T/logs" "$T/pki" "$T/TEST" "$T/conf/httpd.conf" "$T/conf/extra.conf" \
+    "$T/conf/apache_test_config.pm" "$T/conf/modules.conf" "$T/htdocs/index.html"
+mkdir -p "$T/logs" "$HOME"
+
+# ---- 2. PKI and responder -----------------------------------------------
+free_port() {
+    perl -MIO::Socket::INET -e '
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
+                                      Proto => "tcp", Listen => 1) or die "$!\n";
+        print $s->sockport, "\n";'
+}
+
+OCSP_PORT=$(free_port)
+"$ROOT/scripts/mkpki.sh" "$T/pki" "$OCSP_PORT" >/dev/null
+OCSP_PKI=$T/pki
+OCSP_RESPONDER_LOG=$T/logs/responder.log
+: > "$OCSP_RESPONDER_LOG"
+perl "$ROOT/scripts/ocsp_responder.pl" --port "$OCSP_PORT" --pki "$OCSP_PKI" \
+    --log "$OCSP_RESPONDER_LOG" --pidfile "$T/logs/responder.pid" \
+    2>> "$T/logs/responder.stderr" &
+RESPONDER_PID=$!
+for _ in $(seq 100); do
+    [ -s "$T/logs/responder.pid" ] && break
+    kill -0 "$RESPONDER_PID" 2>/dev/null || die "OCSP responder died: $(cat "$T/logs/responder.stderr")"
+    sleep 0.1
+done
+[ -s "$T/logs/responder.pid" ] || die "OCSP responder did not start on 127.0.0.1:$OCSP_PORT"
+export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
+
+# ---- 3. httpd config, server, tests -------------------------------------
+# What Apache::Test inherits. authz_core/authz_host/mime/dir/alias serve its
+# generated config; socache_shmcb backs mod_ssl and our default cache.
+{
+    echo "# generated by t/run-tests.sh"
+    for m in mpm_event authz_core authz_host mime dir alias socache_shmcb ssl; do
+        echo "LoadModule ${m}_module $MODDIR/mod_$m.so"
+    done
+    echo "LoadModule ocspstaple_module $MODULE"
+} > "$T/conf/modules.conf"
+
+# Apache::Test works from the top directory (the one holding t/).
+TEST=(perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select)
+"${TEST[@]}" -configure > "$T/logs/configure.log" 2>&1 ||
+    { cat "$T/logs/configure.log" >&2; die "Apache::Test configuration failed"; }
+# Apache::Test listens on 0.0.0.0; this suite never needs more than loopback.
+sed -i 's/^\(\s*Listen\s\+\)0\.0\.0\.0:/\1127.0.0.1:/' \
+    "$T/conf/httpd.conf" "$T/conf/extra.conf"
+"${TEST[@]}" -start-httpd > "$T/logs/start.log" 2>&1 ||
+    { cat "$T/logs/start.log" >&2; die "httpd did not start (see t/logs/error_log)"; }
+
+# prove gets our arguments; without a test file among them, every t/*.t
+# (in name order: 00-unit, then 01-first, which must be the first handshake).
+PROVE_ARGS=("$@")
+have_file=""
+for a in "$@"; do case $a in *.t) have_file=1 ;; esac; done
+[ -n "$have_file" ] || PROVE_ARGS+=(t/*.t)
+set +e
+prove -I "$T/lib" "${PROVE_ARGS[@]}"
+rc=$?
+set -e
+
+"${TEST[@]}" -stop-httpd > "$T/logs/stop.log" 2>&1 || true
+exit "$rc"

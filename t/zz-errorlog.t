@@ -1,0 +1,23 @@
+# Runs last: the whole run left no [error], [crit], [alert] or [emerg] line in
+# the error log except the ones the scenarios provoke on purpose. Anything
+# else (an error for a no-AIA certificate, a failed first URL of a
+# certificate whose second URL works, ...) is noise that admins would chase.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use OCSPTest;
+
+my @expected = (
+    qr/\[ocspstaple:error\].*OCSPSTAPLE0003\b.*CN=wrongsigner\.test/,   # 22-wrongsigner.t
+    qr/\[ocspstaple:error\].*OCSPSTAPLE0003\b.*CN=wrongserial\.test/,   # 23-wrongserial.t
+    qr/\[ocspstaple:crit\].*OCSPSTAPLE0004\b.*CN=revoked\.test/,        # 20-revoked.t
+);
+
+plan tests => 1;
+
+my @bad = grep {
+    my $line = $_;
+    !grep { $line =~ $_ } @expected
+} error_log_lines(qr/^\[[^\]]*\] \[(?:\w+:)?(?:error|crit|alert|emerg)\]/);
+ok(!@bad, 'no unexpected [error]/[crit]/[alert]/[emerg] in t/logs/error_log')
+    or diag("unexpected:\n", @bad);
