@@ -30,6 +30,8 @@ struct ocsp_cert {
     const char *serial;
 };
 
+static const char *ocsp_resp_status_name(int resp_status);
+
 /* ---------------------------------------------------------------- errors */
 
 /* The OpenSSL error queue as one line (and emptied), for log reasons. */
@@ -101,7 +103,7 @@ static const char *cert_subject(X509 *x, apr_pool_t *p)
     long len;
 
     if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
-                                  XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+                                  (XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ) & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
         len = BIO_get_mem_data(bio, &data);
         subject = apr_pstrndup(p, data, (apr_size_t)len);
     }
@@ -476,6 +478,11 @@ apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,
         goto cleanup;
     }
     verdict->resp_status = OCSP_response_status(resp);
+    if (!ocsp_resp_status_name(verdict->resp_status)) {
+        rv = fail(perr, OCSP_EVERIFY, p, "invalid OCSP response status %d",
+                  verdict->resp_status);
+        goto cleanup;
+    }
     if (verdict->resp_status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
         rv = fail(perr, OCSP_ERESPONDER, p, "responder answered %s",
                   ocsp_resp_status_str(verdict->resp_status));
@@ -577,7 +584,8 @@ const char *ocsp_cert_status_str(ocsp_cert_status st)
     }
 }
 
-const char *ocsp_resp_status_str(int resp_status)
+/* NULL for values RFC 6960 does not define (4 is unused). */
+static const char *ocsp_resp_status_name(int resp_status)
 {
     switch (resp_status) {
     case OCSP_RESPONSE_STATUS_SUCCESSFUL:       return "successful";
@@ -586,6 +594,13 @@ const char *ocsp_resp_status_str(int resp_status)
     case OCSP_RESPONSE_STATUS_TRYLATER:         return "tryLater";
     case OCSP_RESPONSE_STATUS_SIGREQUIRED:      return "sigRequired";
     case OCSP_RESPONSE_STATUS_UNAUTHORIZED:     return "unauthorized";
-    default:                                    return "invalid status";
+    default:                                    return NULL;
     }
+}
+
+const char *ocsp_resp_status_str(int resp_status)
+{
+    const char *name = ocsp_resp_status_name(resp_status);
+
+    return name ? name : "invalid status";
 }

@@ -96,8 +96,8 @@ apr_status_t ocsp_http_post(unsigned char **pbody, apr_size_t *plen,
                             const char **perr, apr_pool_t *p);
 
 /* Verifies a DER OCSPResponse for cert at time now: basic response, signed by
- * the issuer or by a responder the issuer certified for OCSP signing, a
- * single response for this certificate's CertID, thisUpdate not in the future
+ * the issuer or by a responder the issuer certified for OCSP signing,
+ * exactly one single response and it is for this certificate's CertID, thisUpdate not in the future
  * (beyond OCSP_MAX_CLOCK_SKEW), nextUpdate not passed.
  * APR_SUCCESS: *verdict describes a verified response.
  * OCSP_ERESPONDER: well-formed, non-successful status in verdict->resp_status.

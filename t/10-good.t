@@ -3,7 +3,7 @@
 # certificate actually served.
 use strict;
 use warnings FATAL => 'all';
-use Apache::Test;
+use Apache::Test qw(-withtestmore);
 use OCSPTest;
 
 my @cases = (
@@ -20,10 +20,10 @@ plan tests => 6 * @cases;
 for my $c (@cases) {
     my ($name, $leaf, %opt) = @$c;
     my $r = handshake(vhost => 'ocsp_main', servername => 'rsa.test', %opt);
-    ok(t_cmp($r->{protocol}, "TLSv$opt{tls}", "$name: protocol"));
-    ok(t_cmp($r->{peer_serial}, cert_serial($leaf), "$name: server presents the $leaf certificate"));
+    is($r->{protocol}, "TLSv$opt{tls}", "$name: protocol");
+    is($r->{peer_serial}, cert_serial($leaf), "$name: server presents the $leaf certificate");
     ok($r->{stapled}, "$name: stapled") or diag(OCSPTest::describe($r));
-    ok(t_cmp($r->{resp_status}, 'successful', "$name: response status"));
-    ok(t_cmp($r->{cert_status}, 'good', "$name: cert status"));
-    ok(t_cmp($r->{serial}, $r->{peer_serial}, "$name: staple serial == certificate serial"));
+    is($r->{resp_status}, 'successful', "$name: response status");
+    is($r->{cert_status}, 'good', "$name: cert status");
+    is($r->{serial}, $r->{peer_serial}, "$name: staple serial == certificate serial");
 }

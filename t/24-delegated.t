@@ -2,13 +2,13 @@
 # gave id-kp-OCSPSigning) is valid and stapled.
 use strict;
 use warnings FATAL => 'all';
-use Apache::Test;
+use Apache::Test qw(-withtestmore);
 use OCSPTest;
 
 plan tests => 4;
 
 my $r = handshake(vhost => 'ocsp_cases', servername => 'delegated.test');
-ok(t_cmp($r->{peer_serial}, cert_serial('delegated'), 'server presents its certificate'));
+is($r->{peer_serial}, cert_serial('delegated'), 'server presents its certificate');
 ok($r->{stapled}, 'stapled') or diag(OCSPTest::describe($r));
-ok(t_cmp($r->{cert_status}, 'good', 'cert status'));
-ok(t_cmp($r->{serial}, $r->{peer_serial}, 'staple serial == certificate serial'));
+is($r->{cert_status}, 'good', 'cert status');
+is($r->{serial}, $r->{peer_serial}, 'staple serial == certificate serial');

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t/run-tests.sh [t/TEST options and test files...]
+# t/run-tests.sh [prove options] [test files]
 #
 # Runs mod_ocspstaple's Apache::Test suite; `make test` calls it after
 # building .libs/mod_ocspstaple.so and t/unit/test_ocsp_fetch.
@@ -9,9 +9,9 @@
 #  2. Build the test PKI (scripts/mkpki.sh t/pki PORT) and start the loopback
 #     OCSP responder (scripts/ocsp_responder.pl); stop it on any exit.
 #  3. Write t/conf/modules.conf (the LoadModule lines Apache::Test inherits;
-#     Debian has no httpd.conf), configure, bind every Listen to 127.0.0.1,
-#     start httpd, run the tests with prove (its "Result: PASS|FAIL" is the
-#     last line printed), stop httpd; exit with the tests' status.
+#     Debian has no httpd.conf), configure and start httpd on 127.0.0.1, run
+#     the tests with prove (its "Result: PASS|FAIL" is the last line
+#     printed), stop httpd; exit with the tests' status.
 #
 # Environment passed to the .t files: OCSP_PORT, OCSP_PKI (absolute),
 # OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so).
@@ -58,17 +58,22 @@ export HOME=$T/logs/home
 # ---- cleanup, registered before anything is started ---------------------
 RESPONDER_PID=""
 HTTPD_PIDFILE=$T/logs/httpd.pid
+# Stops the httpd Apache::Test started, by the PID in its pidfile (what
+# `t/TEST -stop-httpd` does too, without reconfiguring first).
+stop_httpd() {
+    local hp
+    hp=$(cat "$HTTPD_PIDFILE" 2>/dev/null || true)
+    [ -n "$hp" ] && kill -0 "$hp" 2>/dev/null || return 0
+    # A stale pidfile must not make us signal somebody else's process.
+    [ "$(cat "/proc/$hp/comm" 2>/dev/null)" = apache2 ] || return 0
+    kill -TERM "$hp" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$hp" 2>/dev/null || return 0; sleep 0.1; done
+    echo "run-tests: httpd (pid $hp) did not stop in 10 s; sending KILL" >&2
+    kill -KILL "$hp" 2>/dev/null || true
+}
 cleanup() {
     local rc=$?
-    # httpd: normally stopped below; this catches failures and signals.
-    if [ -s "$HTTPD_PIDFILE" ]; then
-        local hp
-        hp=$(cat "$HTTPD_PIDFILE" 2>/dev/null || true)
-        if [ -n "$hp" ] && kill -0 "$hp" 2>/dev/null; then
-            kill -TERM "$hp" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
-        fi
-    fi
+    stop_httpd      # normally done already; this catches failures and signals
     if [ -n "$RESPONDER_PID" ] && kill -0 "$RESPONDER_PID" 2>/dev/null; then
         kill -TERM "$RESPONDER_PID" 2>/dev/null || true
         wait "$RESPONDER_PID" 2>/dev/null || true
@@ -81,11 +86,7 @@ trap 'exit 143' TERM
 
 # Leftovers of an earlier (possibly aborted) run: a running httpd of ours,
 # generated config, logs, PKI.
-if [ -s "$HTTPD_PIDFILE" ] && kill -0 "$(cat "$HTTPD_PIDFILE")" 2>/dev/null; then
-    echo "run-tests: stopping httpd left from an earlier run (pid $(cat "$HTTPD_PIDFILE"))" >&2
-    kill -TERM "$(cat "$HTTPD_PIDFILE")" 2>/dev/null || true
-    sleep 1
-fi
+stop_httpd
 rm -rf "$T/logs" "$T/pki" "$T/TEST" "$T/conf/httpd.conf" "$T/conf/extra.conf" \
     "$T/conf/apache_test_config.pm" "$T/conf/modules.conf" "$T/htdocs/index.html"
 mkdir -p "$T/logs" "$HOME"
@@ -126,14 +127,10 @@ export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
     echo "LoadModule ocspstaple_module $MODULE"
 } > "$T/conf/modules.conf"
 
-# Apache::Test works from the top directory (the one holding t/).
-TEST=(perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select)
-"${TEST[@]}" -configure > "$T/logs/configure.log" 2>&1 ||
-    { cat "$T/logs/configure.log" >&2; die "Apache::Test configuration failed"; }
-# Apache::Test listens on 0.0.0.0; this suite never needs more than loopback.
-sed -i 's/^\(\s*Listen\s\+\)0\.0\.0\.0:/\1127.0.0.1:/' \
-    "$T/conf/httpd.conf" "$T/conf/extra.conf"
-"${TEST[@]}" -start-httpd > "$T/logs/start.log" 2>&1 ||
+# Configure (t/TEST.PL binds every Listen to 127.0.0.1) and start httpd.
+# Apache::Test works from the top directory, the one holding t/.
+perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select \
+    -start-httpd > "$T/logs/start.log" 2>&1 ||
     { cat "$T/logs/start.log" >&2; die "httpd did not start (see t/logs/error_log)"; }
 
 # prove gets our arguments; without a test file among them, every t/*.t
@@ -147,5 +144,5 @@ prove -I "$T/lib" "${PROVE_ARGS[@]}"
 rc=$?
 set -e
 
-"${TEST[@]}" -stop-httpd > "$T/logs/stop.log" 2>&1 || true
+stop_httpd
 exit "$rc"

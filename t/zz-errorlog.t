@@ -4,7 +4,7 @@
 # certificate whose second URL works, ...) is noise that admins would chase.
 use strict;
 use warnings FATAL => 'all';
-use Apache::Test;
+use Apache::Test qw(-withtestmore);
 use OCSPTest;
 
 my @expected = (
