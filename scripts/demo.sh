@@ -37,11 +37,11 @@ alive() {
 # stop_apache PIDFILE: TERM the Apache parent (it stops its children) and
 # wait, bounded, until it is gone.
 stop_apache() {
-    local pid i
+    local pid
     [ -s "$1" ] || return 0
     pid=$(cat "$1")
     kill "$pid" 2>/dev/null || return 0
-    for i in $(seq $WAIT_TENTHS); do alive "$pid" || return 0; sleep 0.1; done
+    for _ in $(seq $WAIT_TENTHS); do alive "$pid" || return 0; sleep 0.1; done
     echo "demo: Apache (pid $pid) did not stop within 10 s" >&2
 }
 
@@ -57,6 +57,7 @@ fi
 
 RESPONDER_PID=""
 APACHE_STARTED=""
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT
@@ -91,7 +92,7 @@ scripts/ocsp_responder.pl --port "$OCSP_PORT" --pki "$DEMO/pki" \
     --log "$DEMO/ocsp_responder.log" --pidfile "$DEMO/ocsp_responder.pid" \
     2>>"$DEMO/ocsp_responder.err" &
 RESPONDER_PID=$!
-for i in $(seq $WAIT_TENTHS); do
+for _ in $(seq $WAIT_TENTHS); do
     [ -s "$DEMO/ocsp_responder.pid" ] && break
     alive "$RESPONDER_PID" || break
     sleep 0.1
@@ -169,7 +170,7 @@ port_open() {
     perl -MIO::Socket::INET -e \
         'exit(IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $ARGV[0], Proto => "tcp") ? 0 : 1)' "$1"
 }
-for i in $(seq $WAIT_TENTHS); do port_open "$HTTPS_PORT" && break; sleep 0.1; done
+for _ in $(seq $WAIT_TENTHS); do port_open "$HTTPS_PORT" && break; sleep 0.1; done
 port_open "$HTTPS_PORT" || { tail -n 20 "$DEMO/error_log" >&2; die "Apache does not answer on 127.0.0.1:$HTTPS_PORT"; }
 echo "Apache pid $(cat "$DEMO/httpd.pid"), error log demo/error_log"
 
@@ -177,7 +178,7 @@ step "TLS handshake asking for a staple: openssl s_client -servername rsa.test -
 # The module fetches in the background; the very first handshakes may come
 # before the first response is in, so retry (bounded) until one is stapled.
 ok=""
-for i in $(seq 20); do
+for _ in $(seq 20); do
     out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername rsa.test \
               -status -CAfile "$DEMO/pki/root.crt" </dev/null 2>&1 || true)
     if printf '%s\n' "$out" | grep -q 'OCSP Response Status: successful' &&
