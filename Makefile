@@ -14,7 +14,7 @@ EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
 MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_registry.c ocspstaple_update.c \
-             ocsp_fetch.c stapling_record.c stapling_cache.c
+             ocsp_fetch.c ocsp_http.c stapling_record.c stapling_cache.c
 HEADERS    = $(wildcard include/*.h)
 MODULE     = .libs/mod_ocspstaple.so
 LIBS       = -lssl -lcrypto -lcurl
@@ -28,16 +28,20 @@ UNIT_BIN   = t/unit/test_ocsp_fetch
 
 all: $(MODULE)
 
+# apxs/libtool are verbose: their output is shown only when the build fails
+# (warnings are errors, so a warning fails it too).
 $(MODULE): $(MODULE_SRC) $(HEADERS) Makefile
-	$(APXS) -c -n ocspstaple -Iinclude \
+	@echo "  APXS  mod_ocspstaple.la"
+	@$(APXS) -c -n ocspstaple -Iinclude \
 	    $(foreach f,$(WARN) $(EXTRA_CFLAGS),-Wc,$(f)) \
 	    $(foreach f,$(EXTRA_LDFLAGS),-Wl,$(f)) \
-	    -o mod_ocspstaple.la $(MODULE_SRC) $(LIBS)
+	    -o mod_ocspstaple.la $(MODULE_SRC) $(LIBS) >build.log 2>&1 \
+	    || { cat build.log; exit 1; }
 
 # The fetch/verify layer has no httpd dependency: its unit tests link it alone.
-$(UNIT_BIN): t/unit/test_ocsp_fetch.c ocsp_fetch.c include/ocsp_fetch.h Makefile
+$(UNIT_BIN): t/unit/test_ocsp_fetch.c ocsp_fetch.c ocsp_http.c include/ocsp_fetch.h include/ocsp_http.h Makefile
 	$(CC) $(WARN) -g -Iinclude $(APR_CFLAGS) $(EXTRA_CFLAGS) -o $@ \
-	    t/unit/test_ocsp_fetch.c ocsp_fetch.c $(EXTRA_LDFLAGS) $(APR_LIBS) $(LIBS)
+	    t/unit/test_ocsp_fetch.c ocsp_fetch.c ocsp_http.c $(EXTRA_LDFLAGS) $(APR_LIBS) $(LIBS)
 
 unit: $(UNIT_BIN)
 
@@ -60,7 +64,7 @@ demo: deps
 	./scripts/demo.sh
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o $(UNIT_BIN) t/unit/*.o
+	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) t/unit/*.o
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
 	    t/conf/modules.conf

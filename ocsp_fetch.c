@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 
 #include <openssl/err.h>
@@ -17,9 +18,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <curl/curl.h>
-
 #include "ocsp_fetch.h"
+#include "ocsp_http.h"
 
 struct ocsp_cert {
     X509 *leaf;
@@ -46,41 +46,6 @@ static const char *openssl_errors(apr_pool_t *p)
         all = all ? apr_pstrcat(p, all, "; ", buf, NULL) : apr_pstrdup(p, buf);
     }
     return all ? all : "no OpenSSL detail";
-}
-
-static apr_status_t fail(const char **perr, apr_status_t rv, apr_pool_t *p,
-                         const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static apr_status_t fail(const char **perr, apr_status_t rv, apr_pool_t *p,
-                         const char *fmt, ...)
-{
-    va_list ap;
-
-    if (perr) {
-        va_start(ap, fmt);
-        *perr = apr_pvsprintf(p, fmt, ap);
-        va_end(ap);
-    }
-    return rv;
-}
-
-/* The one place where libcurl's codes become APR's. */
-static apr_status_t curl_to_apr(CURLcode code)
-{
-    switch (code) {
-    case CURLE_OK:                   return APR_SUCCESS;
-    case CURLE_OPERATION_TIMEDOUT:   return APR_TIMEUP;
-    case CURLE_COULDNT_CONNECT:      return APR_ECONNREFUSED;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: return APR_EHOSTUNREACH;
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: return APR_EINVAL;
-    case CURLE_OUT_OF_MEMORY:        return APR_ENOMEM;
-    case CURLE_WRITE_ERROR:
-    case CURLE_FILESIZE_EXCEEDED:    return APR_ENOSPC;
-    default:                         return APR_EGENERAL;
-    }
 }
 
 /* ------------------------------------------------------------ certificate */
@@ -147,28 +112,28 @@ apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
     *pcert = NULL;
     apr_pool_cleanup_register(p, cert, cert_cleanup, apr_pool_cleanup_null);
     if (pem_len > INT_MAX || !(bio = BIO_new_mem_buf(pem, (int)pem_len))) {
-        rv = fail(perr, APR_EINVAL, p, "certificate PEM too large");
+        rv = ocsp_fail(perr, APR_EINVAL, p, "certificate PEM too large");
         goto cleanup;
     }
     if (!(cert->leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-        rv = fail(perr, APR_EINVAL, p, "no certificate in PEM: %s",
+        rv = ocsp_fail(perr, APR_EINVAL, p, "no certificate in PEM: %s",
                   openssl_errors(p));
         goto cleanup;
     }
     cert->subject = cert_subject(cert->leaf, p);
     cert->serial = cert_serial(cert->leaf, p);
     if (!(cert->issuer = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-        rv = fail(perr, APR_EINVAL, p, "no issuer certificate after the "
+        rv = ocsp_fail(perr, APR_EINVAL, p, "no issuer certificate after the "
                   "certificate in PEM: %s", openssl_errors(p));
         goto cleanup;
     }
     if (X509_check_issued(cert->issuer, cert->leaf) != X509_V_OK) {
-        rv = fail(perr, APR_EINVAL, p, "the second certificate in PEM (%s) "
+        rv = ocsp_fail(perr, APR_EINVAL, p, "the second certificate in PEM (%s) "
                   "did not issue the first", cert_subject(cert->issuer, p));
         goto cleanup;
     }
     if (!(cert->certid = OCSP_cert_to_id(NULL, cert->leaf, cert->issuer))) {
-        rv = fail(perr, APR_EGENERAL, p, "cannot build the OCSP CertID: %s",
+        rv = ocsp_fail(perr, APR_EGENERAL, p, "cannot build the OCSP CertID: %s",
                   openssl_errors(p));
         goto cleanup;
     }
@@ -234,140 +199,6 @@ cleanup:
     return rv;
 }
 
-/* ------------------------------------------------------------------- HTTP */
-
-apr_status_t ocsp_fetch_global_init(void)
-{
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK
-        ? APR_SUCCESS : APR_EGENERAL;
-}
-
-typedef struct {
-    unsigned char *data;
-    apr_size_t len, cap, max;
-    int too_large;
-    apr_pool_t *p;
-} body_buf;
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    body_buf *b = ud;
-    apr_size_t n = size * nmemb;
-    unsigned char *grown;
-
-    if (n > b->max - b->len) {
-        b->too_large = 1;
-        return 0;               /* makes libcurl stop with CURLE_WRITE_ERROR */
-    }
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 > b->max ? b->max : (b->len + n) * 2;
-        grown = apr_palloc(b->p, b->cap);
-        if (b->len) {
-            memcpy(grown, b->data, b->len);
-        }
-        b->data = grown;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    return n;
-}
-
-static int is_ocsp_content_type(const char *ct)
-{
-    static const char want[] = "application/ocsp-response";
-    apr_size_t n = sizeof(want) - 1;
-
-    return ct && !strncasecmp(ct, want, n)
-        && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
-static CURL *post_handle(const char *url, const unsigned char *req,
-                         apr_size_t req_len, const ocsp_http_opts *opts,
-                         struct curl_slist *headers, body_buf *body,
-                         char *errbuf)
-{
-    long ms = (long)apr_time_as_msec(opts->timeout);
-    CURL *h = curl_easy_init();
-
-    if (!h) {
-        return NULL;
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);      /* we run in threads */
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)req);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req_len);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "mod_ocspstaple");
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)body->max);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (opts->proxy) {
-        curl_easy_setopt(h, CURLOPT_PROXY, opts->proxy);
-    }
-    return h;
-}
-
-apr_status_t ocsp_http_post(unsigned char **pbody, apr_size_t *plen,
-                            const char *url, const unsigned char *req,
-                            apr_size_t req_len, const ocsp_http_opts *opts,
-                            const char **perr, apr_pool_t *p)
-{
-    body_buf body = { NULL, 0, 0, 0, 0, p };
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *headers = NULL;
-    CURL *h = NULL;
-    CURLcode code;
-    long http_status = 0;
-    char *ctype = NULL;
-    apr_status_t rv;
-
-    *pbody = NULL;
-    *plen = 0;
-    body.max = opts->max_size ? opts->max_size : OCSP_MAX_RESPONSE_SIZE;
-    headers = curl_slist_append(NULL, "Content-Type: application/ocsp-request");
-    if (!headers || !(h = post_handle(url, req, req_len, opts, headers, &body,
-                                      errbuf))) {
-        rv = fail(perr, APR_ENOMEM, p, "cannot set up the HTTP request");
-        goto cleanup;
-    }
-    code = curl_easy_perform(h);
-    if (code != CURLE_OK) {
-        rv = body.too_large || code == CURLE_FILESIZE_EXCEEDED
-            ? fail(perr, APR_ENOSPC, p, "response larger than %" APR_SIZE_T_FMT
-                   " bytes", body.max)
-            : fail(perr, curl_to_apr(code), p, "%s",
-                   errbuf[0] ? errbuf : curl_easy_strerror(code));
-        goto cleanup;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http_status);
-    curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
-    if (http_status != 200) {
-        rv = fail(perr, OCSP_EVERIFY, p, "HTTP status %ld", http_status);
-    }
-    else if (!is_ocsp_content_type(ctype)) {
-        rv = fail(perr, OCSP_EVERIFY, p, "content type '%s', expected "
-                  "application/ocsp-response", ctype ? ctype : "(none)");
-    }
-    else if (body.len == 0) {
-        rv = fail(perr, OCSP_EVERIFY, p, "empty response body");
-    }
-    else {
-        *pbody = body.data;
-        *plen = body.len;
-        rv = APR_SUCCESS;
-    }
-
-cleanup:
-    curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
-    return rv;
-}
-
 /* ----------------------------------------------------------- verification */
 
 /* GeneralizedTime -> apr_time_t, 0 when absent or unreadable. */
@@ -412,12 +243,12 @@ static apr_status_t find_single(ocsp_verdict *v, OCSP_BASICRESP *basic,
     int status, reason = -1;
 
     if (OCSP_resp_count(basic) != 1) {
-        return fail(perr, OCSP_EVERIFY, p, "%d single responses, expected "
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "%d single responses, expected "
                     "exactly one", OCSP_resp_count(basic));
     }
     if (!OCSP_resp_find_status(basic, cert->certid, &status, &reason,
                                &revtime, &thisupd, &nextupd)) {
-        return fail(perr, OCSP_EVERIFY, p, "no response for this certificate "
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "no response for this certificate "
                     "(the responder answered for another certificate id)");
     }
     v->cert_status = status == V_OCSP_CERTSTATUS_GOOD ? OCSP_CERT_GOOD
@@ -428,7 +259,7 @@ static apr_status_t find_single(ocsp_verdict *v, OCSP_BASICRESP *basic,
     v->this_update = asn1_to_apr_time(thisupd);
     v->next_update = nextupd ? asn1_to_apr_time(nextupd) : 0;
     if (!v->this_update || (nextupd && !v->next_update)) {
-        return fail(perr, OCSP_EVERIFY, p, "unreadable thisUpdate/nextUpdate");
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "unreadable thisUpdate/nextUpdate");
     }
     return APR_SUCCESS;
 }
@@ -440,14 +271,14 @@ static apr_status_t check_validity(ocsp_verdict *v, apr_time_t now,
                                    const char **perr, apr_pool_t *p)
 {
     if (v->this_update > now + OCSP_MAX_CLOCK_SKEW) {
-        return fail(perr, OCSP_EVERIFY, p, "thisUpdate is %" APR_TIME_T_FMT
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "thisUpdate is %" APR_TIME_T_FMT
                     " s in the future", apr_time_sec(v->this_update - now));
     }
     if (v->next_update && v->next_update <= v->this_update) {
-        return fail(perr, OCSP_EVERIFY, p, "nextUpdate is not after thisUpdate");
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "nextUpdate is not after thisUpdate");
     }
     if (v->next_update && v->next_update <= now) {
-        return fail(perr, OCSP_EVERIFY, p, "expired: nextUpdate was %"
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "expired: nextUpdate was %"
                     APR_TIME_T_FMT " s ago", apr_time_sec(now - v->next_update));
     }
     v->expires = v->next_update ? v->next_update
@@ -470,30 +301,30 @@ apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,
     verdict->revoke_reason = -1;
     if (der_len == 0 || der_len > LONG_MAX
         || !(resp = d2i_OCSP_RESPONSE(NULL, &cursor, (long)der_len))) {
-        rv = fail(perr, OCSP_EVERIFY, p, "not a DER OCSP response");
+        rv = ocsp_fail(perr, OCSP_EVERIFY, p, "not a DER OCSP response");
         goto cleanup;
     }
     if (cursor != der + der_len) {
-        rv = fail(perr, OCSP_EVERIFY, p, "trailing bytes after the response");
+        rv = ocsp_fail(perr, OCSP_EVERIFY, p, "trailing bytes after the response");
         goto cleanup;
     }
     verdict->resp_status = OCSP_response_status(resp);
     if (!ocsp_resp_status_name(verdict->resp_status)) {
-        rv = fail(perr, OCSP_EVERIFY, p, "invalid OCSP response status %d",
+        rv = ocsp_fail(perr, OCSP_EVERIFY, p, "invalid OCSP response status %d",
                   verdict->resp_status);
         goto cleanup;
     }
     if (verdict->resp_status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        rv = fail(perr, OCSP_ERESPONDER, p, "responder answered %s",
+        rv = ocsp_fail(perr, OCSP_ERESPONDER, p, "responder answered %s",
                   ocsp_resp_status_str(verdict->resp_status));
         goto cleanup;
     }
     if (!(basic = OCSP_response_get1_basic(resp))) {
-        rv = fail(perr, OCSP_EVERIFY, p, "not a basic OCSP response");
+        rv = ocsp_fail(perr, OCSP_EVERIFY, p, "not a basic OCSP response");
         goto cleanup;
     }
     if (!verify_signature(basic, cert)) {
-        rv = fail(perr, OCSP_EVERIFY, p, "signature not made by the issuer or "
+        rv = ocsp_fail(perr, OCSP_EVERIFY, p, "signature not made by the issuer or "
                   "a responder it authorized: %s", openssl_errors(p));
         goto cleanup;
     }
@@ -511,21 +342,147 @@ cleanup:
 
 /* ------------------------------------------------------------------ fetch */
 
-static apr_status_t fetch_one(ocsp_answer *ans, const ocsp_cert *cert,
-                              const char *url, const unsigned char *req,
-                              apr_size_t req_len, const ocsp_http_opts *opts,
-                              const char **perr, apr_pool_t *p)
-{
-    apr_status_t rv;
+/* A batch: each job walks its URLs in order until one gives a verified
+ * answer. A URL that failed at the transport level (timeout, refused,
+ * unresolvable) is not tried again in the same batch, so a dead responder
+ * costs about one timeout per batch, not one per certificate. */
+typedef struct {
+    ocsp_job *job;
+    unsigned char *req;
+    apr_size_t req_len;
+    int next_url;
+    apr_status_t first_rv;
+    const char *reasons;
+    ocsp_http_req http;
+} job_state;
 
-    ans->url = url;
-    rv = ocsp_http_post(&ans->der, &ans->der_len, url, req, req_len, opts,
-                        perr, p);
-    if (rv == APR_SUCCESS) {
-        rv = ocsp_response_verify(&ans->verdict, cert, ans->der, ans->der_len,
-                                  apr_time_now(), perr, p);
+typedef struct {
+    job_state *states;
+    apr_array_header_t *queue;          /* job_state *, FIFO from head */
+    int head;
+    apr_hash_t *dead_urls;
+    apr_pool_t *p;
+} batch;
+
+static int is_transport_failure(apr_status_t rv)
+{
+    return rv == APR_TIMEUP || rv == APR_ECONNREFUSED
+        || rv == APR_EHOSTUNREACH;
+}
+
+static void job_note(job_state *st, const char *url, apr_status_t rv,
+                     const char *why, apr_pool_t *p)
+{
+    const char *line = apr_psprintf(p, "%s: %s", url, why);
+
+    st->reasons = st->reasons ? apr_pstrcat(p, st->reasons, "; ", line, NULL)
+                              : line;
+    if (st->first_rv == APR_SUCCESS) {
+        st->first_rv = rv;
     }
-    return rv;
+}
+
+/* No URL left: the job ends with a responder's error answer if it got one,
+ * else with the first failure. */
+static void job_give_up(job_state *st)
+{
+    ocsp_job *job = st->job;
+
+    job->rv = job->answer ? OCSP_ERESPONDER
+                          : st->first_rv ? st->first_rv : APR_ENOENT;
+    job->err = st->reasons ? st->reasons : "no responder URL";
+}
+
+static ocsp_http_req *batch_next(void *ud)
+{
+    batch *b = ud;
+
+    while (b->head < b->queue->nelts) {
+        job_state *st = APR_ARRAY_IDX(b->queue, b->head++, job_state *);
+        const apr_array_header_t *urls = st->job->urls;
+
+        while (st->next_url < urls->nelts) {
+            const char *url = APR_ARRAY_IDX(urls, st->next_url++,
+                                            const char *);
+
+            if (apr_hash_get(b->dead_urls, url, APR_HASH_KEY_STRING)) {
+                job_note(st, url, APR_ECONNREFUSED, "not tried: unreachable "
+                         "earlier in this round", b->p);
+                continue;
+            }
+            st->http.url = url;
+            st->http.body = st->req;
+            st->http.body_len = st->req_len;
+            st->http.opts = st->job->opts;
+            st->http.baton = st;
+            return &st->http;
+        }
+        job_give_up(st);
+    }
+    return NULL;
+}
+
+static void batch_done(ocsp_http_req *req, void *ud)
+{
+    batch *b = ud;
+    job_state *st = req->baton;
+    ocsp_job *job = st->job;
+    ocsp_answer *ans = apr_pcalloc(b->p, sizeof(*ans));
+    const char *why = req->err;
+    apr_status_t rv = req->rv;
+
+    if (rv == APR_SUCCESS) {
+        ans->url = req->url;
+        ans->der = req->resp;
+        ans->der_len = req->resp_len;
+        rv = ocsp_response_verify(&ans->verdict, job->cert, ans->der,
+                                  ans->der_len, apr_time_now(), &why, b->p);
+        if (rv == APR_SUCCESS) {
+            job->rv = APR_SUCCESS;
+            job->answer = ans;
+            job->err = NULL;
+            return;
+        }
+        if (rv == OCSP_ERESPONDER && !job->answer) {
+            job->answer = ans;          /* the best we have so far */
+        }
+    }
+    else if (is_transport_failure(rv)) {
+        apr_hash_set(b->dead_urls, req->url, APR_HASH_KEY_STRING, req->url);
+    }
+    job_note(st, req->url, rv, why, b->p);
+    APR_ARRAY_PUSH(b->queue, job_state *) = st;     /* on to its next URL */
+}
+
+apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
+                              apr_pool_t *p)
+{
+    batch b = { apr_pcalloc(p, sizeof(job_state) * (n ? n : 1)),
+                apr_array_make(p, n ? n : 1, sizeof(job_state *)), 0,
+                apr_hash_make(p), p };
+    int i;
+
+    for (i = 0; i < n; i++) {
+        job_state *st = &b.states[i];
+
+        st->job = &jobs[i];
+        jobs[i].answer = NULL;
+        jobs[i].err = NULL;
+        if (!jobs[i].urls || jobs[i].urls->nelts == 0) {
+            jobs[i].rv = APR_ENOENT;
+            jobs[i].err = "no responder URL";
+            continue;
+        }
+        jobs[i].rv = ocsp_request_build(&st->req, &st->req_len, jobs[i].cert,
+                                        p);
+        if (jobs[i].rv != APR_SUCCESS) {
+            jobs[i].err = "cannot build the OCSP request";
+            continue;
+        }
+        APR_ARRAY_PUSH(b.queue, job_state *) = st;
+    }
+    return ocsp_http_run(max_parallel > 0 ? max_parallel : 1, batch_next,
+                         batch_done, &b, p);
 }
 
 apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
@@ -533,43 +490,17 @@ apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
                         const ocsp_http_opts *opts, const char **perr,
                         apr_pool_t *p)
 {
-    ocsp_answer *responder_error = NULL;
-    const char *reasons = NULL, *why = NULL;
-    unsigned char *req;
-    apr_size_t req_len;
-    apr_status_t rv, first_rv = APR_ENOENT;
-    int i;
+    ocsp_job job = { cert, urls, opts, APR_SUCCESS, NULL, NULL };
+    apr_status_t rv = ocsp_fetch_batch(&job, 1, 1, p);
 
-    *panswer = NULL;
-    if (!urls || urls->nelts == 0) {
-        return fail(perr, APR_ENOENT, p, "no responder URL");
+    *panswer = job.answer;
+    if (rv == APR_SUCCESS) {
+        rv = job.rv;
     }
-    if ((rv = ocsp_request_build(&req, &req_len, cert, p)) != APR_SUCCESS) {
-        return fail(perr, rv, p, "cannot build the OCSP request");
+    if (perr) {
+        *perr = job.err;
     }
-    for (i = 0; i < urls->nelts; i++) {
-        const char *url = APR_ARRAY_IDX(urls, i, const char *);
-        ocsp_answer *ans = apr_pcalloc(p, sizeof(*ans));
-
-        rv = fetch_one(ans, cert, url, req, req_len, opts, &why, p);
-        if (rv == APR_SUCCESS) {
-            *panswer = ans;
-            return APR_SUCCESS;
-        }
-        if (rv == OCSP_ERESPONDER && !responder_error) {
-            responder_error = ans;
-        }
-        if (first_rv == APR_ENOENT) {
-            first_rv = rv;
-        }
-        why = apr_psprintf(p, "%s: %s", url, why);
-        reasons = reasons ? apr_pstrcat(p, reasons, "; ", why, NULL) : why;
-    }
-    /* No verified answer anywhere: a responder's own error answer is the
-     * next best thing to report (and, if configured, to staple). */
-    *panswer = responder_error;
-    return fail(perr, responder_error ? OCSP_ERESPONDER : first_rv, p, "%s",
-                reasons);
+    return rv;
 }
 
 /* ---------------------------------------------------------------- strings */

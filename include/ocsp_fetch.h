@@ -116,6 +116,23 @@ apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
                         const ocsp_http_opts *opts, const char **perr,
                         apr_pool_t *p);
 
+/* One certificate's fetch in a batch. */
+typedef struct {
+    const ocsp_cert          *cert;    /* in */
+    const apr_array_header_t *urls;    /* in: tried in order */
+    const ocsp_http_opts     *opts;    /* in */
+    apr_status_t              rv;      /* out: as ocsp_fetch returns */
+    ocsp_answer              *answer;  /* out: verified, or a responder error */
+    const char               *err;     /* out: every URL tried and why not */
+} ocsp_job;
+
+/* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time.
+ * A URL that fails at the transport level (timeout, connection refused,
+ * unresolvable) is not tried again within the batch: a dead responder costs
+ * about one timeout in total, not one per certificate. */
+apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
+                              apr_pool_t *p);
+
 /* "good", "revoked", "unknown", "none"; and the OCSPResponseStatus names. */
 const char *ocsp_cert_status_str(ocsp_cert_status st);
 const char *ocsp_resp_status_str(int resp_status);

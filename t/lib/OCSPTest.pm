@@ -88,8 +88,10 @@ sub handshake {
     if ($out =~ /^Peer signature type: (\S+)/m) {
         $r{peer_key} = $1 =~ /ECDSA/ ? 'EC' : 'RSA';
     }
-    if ($out =~ /-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n/s) {
-        $r{peer_serial} = pem_serial($&);
+    # The first certificate of the chain the server sent (not one inside the
+    # OCSP response, which s_client prints earlier).
+    if ($out =~ /^Certificate chain\n.*?(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n)/ms) {
+        $r{peer_serial} = pem_serial($1);
     }
     return \%r;
 }
