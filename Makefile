@@ -13,8 +13,10 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_registry.c ocspstaple_update.c \
-             ocsp_fetch.c ocsp_http.c stapling_record.c stapling_cache.c
+MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_registry.c \
+             ocspstaple_update.c ocspstaple_refresh.c ocsp_store.c \
+             ocsp_fetch.c ocsp_http.c refresh_policy.c stapling_record.c \
+             stapling_cache.c
 HEADERS    = $(wildcard include/*.h)
 MODULE     = .libs/mod_ocspstaple.so
 LIBS       = -lssl -lcrypto -lcurl

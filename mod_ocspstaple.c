@@ -6,24 +6,27 @@
  * about fetching, verifying and caching responses happens here.
  */
 
+#include <errno.h>
+#include <unistd.h>
+
+#include <apr_file_io.h>
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <util_mutex.h>
+#include <unixd.h>
 
 #include "ocspstaple_private.h"
 
-/* The default cache: shmcb in the runtime directory, with room for each
- * certificate's record (a response with a signer certificate is ~2 KB,
- * shmcb spreads entries over subcaches unevenly, hence the margin). */
+/* The default cache: shmcb in the runtime directory, sized for the
+ * certificates in use. */
 #define DEFAULT_CACHE_FILE       "ocspstaple-cache"
-#define DEFAULT_CACHE_PER_CERT   (16 * 1024)
 #define DEFAULT_CACHE_MIN_SIZE   (512 * 1024)
 
 /* Per configuration generation: rebuilt on every (graceful) restart. */
-static ocspstaple_registry *registry;
-static stapling_cache *cache;
+static ocspstaple_state state;
 
 static int is_first_config_pass(void)
 {
@@ -34,9 +37,14 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
-    registry = ocspstaple_registry_make(pconf);
-    cache = NULL;
-    return stapling_cache_register_mutex(pconf) == APR_SUCCESS ? OK : !OK;
+    memset(&state, 0, sizeof(state));
+    state.registry = ocspstaple_registry_make(pconf);
+    if (stapling_cache_register_mutex(pconf) != APR_SUCCESS
+        || ap_mutex_register(pconf, OCSPSTAPLE_FETCH_MUTEX, NULL,
+                             APR_LOCK_DEFAULT, 0) != APR_SUCCESS) {
+        return !OK;
+    }
+    return OK;
 }
 
 /* mod_ssl offers every certificate of every SSL virtual host, whether or
@@ -50,7 +58,7 @@ static int ocsp_prime(server_rec *s, apr_pool_t *p, const char *id,
     if (is_first_config_pass()) {
         return OK;                    /* the real work is in the second pass */
     }
-    return ocspstaple_registry_add(registry, s, id, id_len, pem, p)
+    return ocspstaple_registry_add(state.registry, s, id, id_len, pem, p)
                == APR_SUCCESS ? OK : DECLINED;
 }
 
@@ -60,42 +68,58 @@ static apr_status_t open_cache(server_rec *s, int n_certs, apr_pool_t *pconf,
     const char *err, *spec;
     apr_size_t size;
 
-    cache = ocspstaple_configured_cache(s);
-    if (!cache) {
-        size = (apr_size_t)n_certs * DEFAULT_CACHE_PER_CERT;
+    state.cache = ocspstaple_configured_cache(s);
+    if (!state.cache) {
+        size = (apr_size_t)n_certs * OCSPSTAPLE_CACHE_PER_CERT;
         if (size < DEFAULT_CACHE_MIN_SIZE) {
             size = DEFAULT_CACHE_MIN_SIZE;
         }
         spec = apr_psprintf(ptemp, "shmcb:%s(%" APR_SIZE_T_FMT ")",
                             ap_runtime_dir_relative(ptemp, DEFAULT_CACHE_FILE),
                             size);
-        if ((err = stapling_cache_create(&cache, spec, ptemp, pconf))) {
+        if ((err = stapling_cache_create(&state.cache, spec, ptemp, pconf))) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0011: "
                          "cannot create the default cache (%s); load "
                          "mod_socache_shmcb or set OCSPStaplingCache", err);
             return APR_EGENERAL;
         }
     }
-    return stapling_cache_init(cache, s, pconf);
+    return stapling_cache_init(state.cache, s, pconf);
 }
 
-static void fetch_all(server_rec *s, apr_pool_t *ptemp)
+/* The store belongs to the server user (the refresh runs as that user), and
+ * only it may read it. A store that cannot be set up is not fatal: the
+ * module then works as with OCSPStaplingStore off. */
+static const char *prepare_store(server_rec *s, apr_pool_t *p)
 {
-    const apr_array_header_t *entries = ocspstaple_registry_entries(registry);
-    apr_pool_t *p;
-    int i, ok = 0;
+    const char *dir = ocspstaple_store_dir(s, p);
+    apr_status_t rv;
 
-    apr_pool_create(&p, ptemp);
-    for (i = 0; i < entries->nelts; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
-
-        ok += ocspstaple_update(e, cache, p) == APR_SUCCESS;
-        apr_pool_clear(p);
+    if (!dir) {
+        return NULL;
     }
-    apr_pool_destroy(p);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
-                 "certificate(s) to staple, %d with a fresh response, cache %s",
-                 entries->nelts, ok, stapling_cache_provider_name(cache));
+    rv = apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                | APR_FPROT_UEXECUTE, p);
+    if (rv == APR_SUCCESS && geteuid() == 0
+        && chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id)) {
+        rv = errno;
+    }
+    if (rv == APR_SUCCESS && access(dir, W_OK | X_OK) && geteuid() != 0) {
+        rv = errno;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "OCSPSTAPLE0032: "
+                     "OCSPStaplingStore %s cannot be used; responses are not "
+                     "kept across restarts", dir);
+        return NULL;
+    }
+    return dir;
+}
+
+static apr_status_t create_fetch_mutex(server_rec *s, apr_pool_t *pconf)
+{
+    return ap_global_mutex_create(&state.fetch_mutex, NULL,
+                                  OCSPSTAPLE_FETCH_MUTEX, NULL, s, pconf, 0);
 }
 
 /* Runs after mod_ssl's post_config, which primes every certificate. */
@@ -103,7 +127,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                        server_rec *s)
 {
     static int fetch_ready;
-    int n = ocspstaple_registry_entries(registry)->nelts;
+    int n = ocspstaple_registry_entries(state.registry)->nelts;
     apr_status_t rv;
 
     (void)plog;
@@ -123,14 +147,30 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                      "open the OCSP stapling cache");
         return !OK;
     }
-    fetch_all(s, ptemp);
+    if ((rv = create_fetch_mutex(s, pconf)) != APR_SUCCESS
+        || (rv = ocspstaple_watchdog_register(&state, s, pconf))
+           != APR_SUCCESS) {
+        return !OK;
+    }
+    state.store_dir = prepare_store(s, pconf);
+    ocspstaple_startup(&state, s, ptemp);
     return OK;
 }
 
 static void child_init(apr_pool_t *p, server_rec *s)
 {
-    if (cache) {
-        stapling_cache_child_init(cache, s, p);
+    apr_status_t rv;
+
+    if (!state.cache) {
+        return;
+    }
+    stapling_cache_child_init(state.cache, s, p);
+    rv = apr_global_mutex_child_init(&state.fetch_mutex,
+             apr_global_mutex_lockfile(state.fetch_mutex), p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OCSPSTAPLE0020: cannot "
+                     "reattach the %s mutex in a child process",
+                     OCSPSTAPLE_FETCH_MUTEX);
     }
 }
 
@@ -142,12 +182,20 @@ static int ocsp_get_resp(server_rec *s, conn_rec *c, const char *id,
 {
     ocspstaple_entry *e;
 
-    if (!registry || !ocspstaple_is_enabled(s)
-        || !(e = ocspstaple_registry_find(registry, id, id_len))) {
+    if (!state.cache || !ocspstaple_is_enabled(s)
+        || !(e = ocspstaple_registry_find(state.registry, id, id_len))) {
         return DECLINED;
     }
-    return ocspstaple_entry_staple(e, s, cache, c->pool, cb, userdata)
-               ? OK : DECLINED;
+    if (ocspstaple_entry_staple(e, s, state.cache, c->pool, cb, userdata)) {
+        return OK;
+    }
+    /* Nothing valid anywhere: a bounded fetch, unless one is under way. */
+    if (ocspstaple_fetch_cold(&state, e, c->pool)
+        && ocspstaple_entry_staple(e, s, state.cache, c->pool, cb,
+                                   userdata)) {
+        return OK;
+    }
+    return DECLINED;
 }
 
 static void register_hooks(apr_pool_t *p)

@@ -4,6 +4,10 @@
  * parsers whose messages name the directive and what it accepts.
  */
 
+#include <errno.h>
+#include <stdlib.h>
+
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <httpd.h>
@@ -20,6 +24,7 @@ void *ocspstaple_create_conf(apr_pool_t *p, server_rec *s)
     conf->enabled = OCSPSTAPLE_UNSET;
     conf->timeout = OCSPSTAPLE_UNSET;
     conf->return_errors = OCSPSTAPLE_UNSET;
+    conf->renew.percent = OCSPSTAPLE_UNSET;
     return conf;
 }
 
@@ -35,7 +40,10 @@ void *ocspstaple_merge_conf(apr_pool_t *p, void *basev, void *addv)
     conf->return_errors = add->return_errors != OCSPSTAPLE_UNSET
                         ? add->return_errors : base->return_errors;
     conf->force_url = add->force_url ? add->force_url : base->force_url;
+    conf->renew = add->renew.percent != OCSPSTAPLE_UNSET ? add->renew
+                                                         : base->renew;
     conf->cache = base->cache;          /* global only */
+    conf->store_dir = base->store_dir;  /* global only */
     return conf;
 }
 
@@ -71,6 +79,27 @@ stapling_cache *ocspstaple_configured_cache(const server_rec *s)
     return conf_of(s)->cache;
 }
 
+refresh_window ocspstaple_renew_window(const server_rec *s)
+{
+    refresh_window w = conf_of(s)->renew;
+
+    if (w.percent == OCSPSTAPLE_UNSET) {
+        w.percent = REFRESH_DEFAULT_PERCENT;
+        w.before = 0;
+    }
+    return w;
+}
+
+const char *ocspstaple_store_dir(const server_rec *s, apr_pool_t *p)
+{
+    const char *dir = conf_of(s)->store_dir;
+
+    if (!dir) {
+        return OCSPSTAPLE_DEFAULT_STORE;
+    }
+    return strcasecmp(dir, "off") ? ap_server_root_relative(p, dir) : NULL;
+}
+
 /* -------------------------------------------------------------- handlers */
 
 static ocspstaple_conf *conf_for(cmd_parms *cmd)
@@ -100,14 +129,45 @@ static const char *set_return_errors(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+/* A whole number with an optional unit: ms, s (the default), m/min/mi, h, d.
+ * Stricter than atoi: no sign, no garbage, no overflow. */
+static int parse_duration(const char *arg, apr_interval_time_t *out)
+{
+    static const struct { const char *unit; apr_int64_t usec; } units[] = {
+        { "", APR_USEC_PER_SEC }, { "s", APR_USEC_PER_SEC }, { "ms", 1000 },
+        { "m", 60 * APR_USEC_PER_SEC }, { "mi", 60 * APR_USEC_PER_SEC },
+        { "min", 60 * APR_USEC_PER_SEC }, { "h", 3600 * APR_USEC_PER_SEC },
+        { "d", 86400 * APR_USEC_PER_SEC },
+    };
+    char *end;
+    apr_int64_t n;
+    apr_size_t i;
+
+    if (!apr_isdigit(*arg)) {
+        return 0;
+    }
+    errno = 0;
+    n = apr_strtoi64(arg, &end, 10);
+    for (i = 0; errno == 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (!strcasecmp(end, units[i].unit)) {
+            if (n > APR_INT64_MAX / units[i].usec) {
+                return 0;
+            }
+            *out = n * units[i].usec;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
 {
     apr_interval_time_t t;
 
     (void)dc;
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS) {
+    if (!parse_duration(arg, &t)) {
         return cmd_error(cmd, "not a duration:", arg, "use seconds (10) or "
-                         "a number with a unit (500ms, 10s, 1mi)");
+                         "a number with a unit (500ms, 10s, 1m)");
     }
     if (t <= 0 || t > OCSPSTAPLE_MAX_TIMEOUT) {
         return cmd_error(cmd, "out of range:", arg,
@@ -129,6 +189,47 @@ static const char *set_force_url(cmd_parms *cmd, void *dc, const char *arg)
                          "use an http:// or https:// URL with a host");
     }
     conf_for(cmd)->force_url = arg;
+    return NULL;
+}
+
+static const char *set_renew_window(cmd_parms *cmd, void *dc,
+                                    const char *arg)
+{
+    refresh_window w = { 0, 0 };
+    apr_size_t len = strlen(arg);
+    char *end;
+
+    (void)dc;
+    if (len > 1 && arg[len - 1] == '%') {
+        errno = 0;
+        w.percent = (int)strtol(arg, &end, 10);
+        if (errno || end != arg + len - 1 || !apr_isdigit(*arg)
+            || w.percent < 1 || w.percent > 99) {
+            return cmd_error(cmd, "not a share of the validity:", arg,
+                             "use 1% to 99%");
+        }
+    }
+    else if (!parse_duration(arg, &w.before) || w.before <= 0) {
+        return cmd_error(cmd, "not a share or a duration:", arg, "use a "
+                         "percentage (50%) or a time before nextUpdate "
+                         "(3600, 12h, 2d)");
+    }
+    conf_for(cmd)->renew = w;
+    return NULL;
+}
+
+static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!*arg) {
+        return cmd_error(cmd, "empty directory", arg, "use a directory or off");
+    }
+    conf_for(cmd)->store_dir = arg;
     return NULL;
 }
 
@@ -161,5 +262,11 @@ const command_rec ocspstaple_cmds[] = {
         "'unknown' statuses (default off)"),
     AP_INIT_TAKE1("OCSPStaplingForceURL", set_force_url, NULL, RSRC_CONF,
         "http(s) URL: the OCSP responder to ask instead of the certificate's"),
+    AP_INIT_TAKE1("OCSPStaplingRenewWindow", set_renew_window, NULL,
+        RSRC_CONF, "N% of the validity passed, or a duration before "
+        "nextUpdate: when to renew a response (default 50%)"),
+    AP_INIT_TAKE1("OCSPStaplingStore", set_store, NULL, RSRC_CONF,
+        "directory|off: keep verified responses on disk across restarts "
+        "(default " OCSPSTAPLE_DEFAULT_STORE ")"),
     { NULL }
 };

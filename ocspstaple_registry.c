@@ -173,24 +173,75 @@ void ocspstaple_entry_set_local(ocspstaple_entry *e, const stapling_record *rec)
     apr_thread_mutex_unlock(e->lock);
 }
 
-/* Takes a newer record from the shared cache, if there is one. */
-static void refresh_local_locked(ocspstaple_entry *e, server_rec *s,
-                                 stapling_cache *cache, apr_time_t now,
-                                 apr_pool_t *p)
+void ocspstaple_entry_get_local(ocspstaple_entry *e, stapling_record *rec,
+                                apr_pool_t *p)
+{
+    apr_thread_mutex_lock(e->lock);
+    *rec = e->local;
+    rec->der = rec->der_len ? apr_pmemdup(p, e->local.der, e->local.der_len)
+                            : NULL;
+    apr_thread_mutex_unlock(e->lock);
+}
+
+static void sync_locked(ocspstaple_entry *e, stapling_cache *cache,
+                        apr_time_t now, apr_pool_t *p)
 {
     stapling_record rec;
     apr_status_t rv;
 
     e->checked_at = now;
-    rv = stapling_cache_get(cache, s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
-    if (rv == APR_SUCCESS && rec.fetched_at > e->local.fetched_at) {
+    rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
+    /* Newer means fetched later, or the same fetch with a new schedule. */
+    if (rv == APR_SUCCESS
+        && (rec.fetched_at > e->local.fetched_at
+            || (rec.fetched_at == e->local.fetched_at
+                && rec.next_attempt > e->local.next_attempt))) {
         set_local_locked(e, &rec);
     }
     else if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, "OCSPSTAPLE0021: %s: "
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, e->s, "OCSPSTAPLE0021: %s: "
                      "cannot read the %s cache", e->label,
                      stapling_cache_provider_name(cache));
     }
+}
+
+void ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
+                           apr_pool_t *p)
+{
+    apr_thread_mutex_lock(e->lock);
+    sync_locked(e, cache, apr_time_now(), p);
+    apr_thread_mutex_unlock(e->lock);
+}
+
+int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
+                         apr_time_t now, apr_pool_t *p)
+{
+    int due;
+
+    apr_thread_mutex_lock(e->lock);
+    if (now >= e->local.next_attempt) {
+        /* Another process, or server, may have renewed it meanwhile. */
+        sync_locked(e, cache, now, p);
+    }
+    due = now >= e->local.next_attempt;
+    apr_thread_mutex_unlock(e->lock);
+    return due;
+}
+
+/* Whether this process should look into the shared cache before stapling:
+ * every LOCAL_RECHECK_INTERVAL, and soon after a planned renewal (the
+ * refreshing process has stored the new response by then) or while there is
+ * nothing to staple, but never more than once a LOCAL_MISS_RECHECK. */
+static int sync_due(const ocspstaple_entry *e, apr_time_t now)
+{
+    apr_interval_time_t age = now - e->checked_at;
+
+    if (age >= LOCAL_RECHECK_INTERVAL) {
+        return 1;
+    }
+    return age >= LOCAL_MISS_RECHECK
+        && (now >= e->local.next_attempt
+            || !stapling_record_stapleable(&e->local, now, 1));
 }
 
 int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
@@ -198,20 +249,14 @@ int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
                             ap_ssl_ocsp_copy_resp *cb, void *userdata)
 {
     apr_time_t now = apr_time_now();
-    int accept_errors = ocspstaple_returns_errors(s);
     int stapled = 0;
 
     apr_thread_mutex_lock(e->lock);
-    if (cache) {
-        int usable = stapling_record_stapleable(&e->local, now, 1);
-        apr_interval_time_t age = now - e->checked_at;
-
-        if (age >= LOCAL_RECHECK_INTERVAL
-            || (!usable && age >= LOCAL_MISS_RECHECK)) {
-            refresh_local_locked(e, s, cache, now, p);
-        }
+    if (cache && sync_due(e, now)) {
+        sync_locked(e, cache, now, p);
     }
-    if (stapling_record_stapleable(&e->local, now, accept_errors)) {
+    if (stapling_record_stapleable(&e->local, now,
+                                   ocspstaple_returns_errors(s))) {
         /* cb copies the DER: mod_ssl hands OpenSSL its own buffer. */
         cb(e->local.der, e->local.der_len, userdata);
         stapled = 1;

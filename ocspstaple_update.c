@@ -1,14 +1,16 @@
 /* Licensed under the Apache License, Version 2.0: see LICENSE.
  *
- * One update of one certificate's response: fetch, verify, store, and
- * exactly one log line that names the certificate and the responder.
+ * Updates: fetch a round of certificates concurrently, then for each one
+ * store what came back (shared cache, this process's copy, disk), plan the
+ * next fetch, and write exactly one log line naming the certificate and the
+ * responder.
  */
 
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_log.h>
-#include <util_time.h>
 
+#include "ocsp_store.h"
 #include "ocspstaple_private.h"
 
 APLOG_USE_MODULE(ocspstaple);
@@ -26,37 +28,39 @@ static const char *fmt_time(apr_time_t t, apr_pool_t *p)
 }
 
 static void log_update_ok(const ocspstaple_entry *e, const ocsp_answer *ans,
-                          apr_pool_t *p)
+                          int replaced_good, apr_time_t next, apr_pool_t *p)
 {
     const ocsp_verdict *v = &ans->verdict;
+    const char *was = replaced_good ? " (it was good until now)" : "";
 
     switch (v->cert_status) {
     case OCSP_CERT_REVOKED:
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, e->s, "OCSPSTAPLE0004: %s: "
-                     "REVOKED according to %s (revoked %s, reason %d); "
+                     "REVOKED according to %s%s (revoked %s, reason %d); "
                      "stapling the revocation, replace this certificate",
-                     e->label, ans->url, fmt_time(v->revoked_at, p),
+                     e->label, ans->url, was, fmt_time(v->revoked_at, p),
                      v->revoke_reason);
         break;
     case OCSP_CERT_UNKNOWN:
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0005: %s: "
                      "responder %s does not know this certificate (status "
-                     "unknown): is it the right responder for this issuer?",
-                     e->label, ans->url);
+                     "unknown)%s: is it the right responder for this issuer?",
+                     e->label, ans->url, was);
         break;
     default:
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, "OCSPSTAPLE0002: %s: "
                      "update ok from %s: status %s, thisUpdate %s, "
-                     "nextUpdate %s", e->label, ans->url,
-                     ocsp_cert_status_str(v->cert_status),
-                     fmt_time(v->this_update, p), fmt_time(v->next_update, p));
+                     "nextUpdate %s, next fetch in %" APR_TIME_T_FMT " s",
+                     e->label, ans->url, ocsp_cert_status_str(v->cert_status),
+                     fmt_time(v->this_update, p), fmt_time(v->next_update, p),
+                     apr_time_sec(next - apr_time_now()));
     }
 }
 
-static apr_status_t store(ocspstaple_entry *e, stapling_cache *cache,
-                          const stapling_record *rec, apr_pool_t *p)
+void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
+                        const stapling_record *rec, apr_pool_t *p)
 {
-    apr_status_t rv = stapling_cache_put(cache, e->s, e->id,
+    apr_status_t rv = stapling_cache_put(st->cache, e->s, e->id,
                                          OCSPSTAPLE_ID_LEN, rec, p);
 
     if (rv != APR_SUCCESS) {
@@ -64,57 +68,117 @@ static apr_status_t store(ocspstaple_entry *e, stapling_cache *cache,
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, "OCSPSTAPLE0022: "
                      "%s: cannot store the response in the %s cache (is it "
                      "large enough?)", e->label,
-                     stapling_cache_provider_name(cache));
+                     stapling_cache_provider_name(st->cache));
     }
     ocspstaple_entry_set_local(e, rec);
-    return rv;
 }
 
-/* A failed update: one line, at error when nothing valid is left to staple.
- * A responder's own error answer is kept only when there is nothing better,
- * so that OCSPStaplingReturnResponderErrors can pass it on. */
-static void update_failed(ocspstaple_entry *e, stapling_cache *cache,
-                          apr_status_t rv, const ocsp_answer *ans,
-                          const char *why, apr_pool_t *p)
+static void save_to_store(ocspstaple_state *st, ocspstaple_entry *e,
+                          const ocsp_answer *ans, apr_pool_t *p)
 {
-    apr_time_t now = apr_time_now();
-    int have_good = stapling_record_stapleable(&e->local, now, 0);
-    stapling_record rec = { { 0 }, 0, NULL, 0, NULL };
-
-    ap_log_error(APLOG_MARK, have_good ? APLOG_WARNING : APLOG_ERR, rv, e->s,
-                 "OCSPSTAPLE0003: %s: update failed: %s%s", e->label, why,
-                 have_good ? "; still stapling the previous response until "
-                             "its nextUpdate" : "; not stapling");
-    if (have_good || !ans) {
-        return;
-    }
-    rec.verdict = ans->verdict;
-    rec.verdict.expires = now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
-    rec.fetched_at = now;
-    rec.der = ans->der;
-    rec.der_len = ans->der_len;
-    rec.error = why;
-    store(e, cache, &rec, p);
-}
-
-apr_status_t ocspstaple_update(ocspstaple_entry *e, stapling_cache *cache,
-                               apr_pool_t *ptemp)
-{
-    ocsp_http_opts opts = { ocspstaple_timeout(e->s), 0, NULL };
-    stapling_record rec = { { 0 }, 0, NULL, 0, NULL };
-    ocsp_answer *ans = NULL;
-    const char *why = NULL;
     apr_status_t rv;
 
-    rv = ocsp_fetch(&ans, e->cert, e->urls, &opts, &why, ptemp);
-    if (rv != APR_SUCCESS) {
-        update_failed(e, cache, rv, ans, why, ptemp);
-        return rv;
+    if (!st->store_dir) {
+        return;
     }
-    log_update_ok(e, ans, ptemp);
+    rv = ocsp_store_write(st->store_dir, e->id, OCSPSTAPLE_ID_LEN, ans->der,
+                          ans->der_len, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, "OCSPSTAPLE0032: "
+                     "%s: cannot write the response to the store %s; a "
+                     "restart will have to fetch it again", e->label,
+                     st->store_dir);
+    }
+}
+
+static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
+                      const stapling_record *prev, const ocsp_answer *ans,
+                      apr_pool_t *p)
+{
+    refresh_window w = ocspstaple_renew_window(e->s);
+    apr_time_t now = apr_time_now();
+    stapling_record rec;
+    int replaced_good = prev->verdict.cert_status == OCSP_CERT_GOOD
+                        && stapling_record_stapleable(prev, now, 0);
+
+    memset(&rec, 0, sizeof(rec));
     rec.verdict = ans->verdict;
-    rec.fetched_at = apr_time_now();
+    rec.fetched_at = now;
+    rec.next_attempt = refresh_renew_at(&ans->verdict, now, &w,
+                                        refresh_random());
     rec.der = ans->der;
     rec.der_len = ans->der_len;
-    return store(e, cache, &rec, ptemp);
+    log_update_ok(e, ans, replaced_good, rec.next_attempt, p);
+    ocspstaple_publish(st, e, &rec, p);
+    save_to_store(st, e, ans, p);
+}
+
+/* A failed update keeps a still valid response and only reschedules; with
+ * nothing valid left, a responder's own error answer is kept so that
+ * OCSPStaplingReturnResponderErrors can pass it on. */
+static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
+                          const stapling_record *prev, const ocsp_job *job,
+                          apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    int have_good = stapling_record_stapleable(prev, now, 0);
+    stapling_record rec = *prev;
+
+    rec.failures = prev->failures + 1;
+    rec.next_attempt = refresh_retry_at(now, rec.failures, have_good,
+                                        refresh_random());
+    rec.error = job->err;
+    ap_log_error(APLOG_MARK, have_good ? APLOG_WARNING : APLOG_ERR, job->rv,
+                 e->s, "OCSPSTAPLE0003: %s: update failed: %s; %s; retry in %"
+                 APR_TIME_T_FMT " s", e->label, job->err,
+                 have_good ? "still stapling the previous response until "
+                             "its nextUpdate" : "not stapling",
+                 apr_time_sec(rec.next_attempt - now));
+    if (!have_good && job->answer) {
+        rec.verdict = job->answer->verdict;
+        rec.verdict.expires = now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
+        rec.fetched_at = now;
+        rec.der = job->answer->der;
+        rec.der_len = job->answer->der_len;
+    }
+    ocspstaple_publish(st, e, &rec, p);
+}
+
+int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
+                      int all_urls, apr_pool_t *ptemp)
+{
+    int i, n = entries->nelts, ok = 0;
+    ocsp_job *jobs = apr_pcalloc(ptemp, sizeof(*jobs) * (n ? n : 1));
+    stapling_record *prev = apr_pcalloc(ptemp, sizeof(*prev) * (n ? n : 1));
+
+    for (i = 0; i < n; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+        ocsp_http_opts *opts = apr_pcalloc(ptemp, sizeof(*opts));
+        apr_array_header_t *first;
+
+        opts->timeout = ocspstaple_timeout(e->s);
+        jobs[i].cert = e->cert;
+        jobs[i].urls = e->urls;
+        jobs[i].opts = opts;
+        if (!all_urls && e->urls->nelts > 1) {
+            first = apr_array_make(ptemp, 1, sizeof(const char *));
+            APR_ARRAY_PUSH(first, const char *) =
+                APR_ARRAY_IDX(e->urls, 0, const char *);
+            jobs[i].urls = first;
+        }
+        ocspstaple_entry_get_local(e, &prev[i], ptemp);
+    }
+    ocsp_fetch_batch(jobs, n, OCSPSTAPLE_FETCH_PARALLEL, ptemp);
+    for (i = 0; i < n; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+
+        if (jobs[i].rv == APR_SUCCESS) {
+            update_ok(st, e, &prev[i], jobs[i].answer, ptemp);
+            ok++;
+        }
+        else {
+            update_failed(st, e, &prev[i], &jobs[i], ptemp);
+        }
+    }
+    return ok;
 }

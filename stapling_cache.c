@@ -20,6 +20,8 @@
 
 APLOG_USE_MODULE(ocspstaple);
 
+#define RECORD_GRACE apr_time_from_sec(3600)
+
 struct stapling_cache {
     const char *spec;
     const ap_socache_provider_t *provider;
@@ -147,15 +149,19 @@ apr_status_t stapling_cache_put(stapling_cache *cache, server_rec *s,
 {
     unsigned char *buf;
     apr_size_t len;
+    apr_time_t expiry;
     apr_status_t rv;
 
     rv = stapling_record_encode(&buf, &len, rec, p);
     if (rv != APR_SUCCESS || (rv = lock(cache)) != APR_SUCCESS) {
         return rv;
     }
+    /* Kept past the response's own expiry: the record also carries the
+     * fetch schedule (backoff), which every process must keep honouring. */
+    expiry = (rec->verdict.expires > rec->next_attempt
+              ? rec->verdict.expires : rec->next_attempt) + RECORD_GRACE;
     rv = cache->provider->store(cache->instance, s, id, (unsigned int)id_len,
-                                rec->verdict.expires, buf, (unsigned int)len,
-                                p);
+                                expiry, buf, (unsigned int)len, p);
     unlock(cache);
     return rv;
 }

@@ -2,10 +2,10 @@
  *
  * Stapling records: a fixed header in network byte order, then the DER, then
  * the last error text. Version 1 layout:
- *   "OSR1" | thisUpdate | nextUpdate | expires | revokedAt | fetchedAt
- *   (5 x int64, microseconds) | respStatus | certStatus | revokeReason+1
- *   (3 x uint8) | reserved (uint8) | derLen (uint32) | errLen (uint16) |
- *   der | err
+ *   "OSR1" | thisUpdate | nextUpdate | expires | revokedAt | fetchedAt |
+ *   nextAttempt (6 x int64, microseconds) | respStatus | certStatus |
+ *   revokeReason+1 (3 x uint8) | reserved (uint8) | failures (uint16) |
+ *   derLen (uint32) | errLen (uint16) | der | err
  */
 
 #include <string.h>
@@ -15,7 +15,7 @@
 #include "stapling_record.h"
 
 static const unsigned char MAGIC[4] = { 'O', 'S', 'R', '1' };
-#define HEADER_SIZE (4 + 5 * 8 + 4 + 4 + 2)
+#define HEADER_SIZE (4 + 6 * 8 + 4 + 2 + 4 + 2)
 
 static unsigned char *put_u64(unsigned char *b, apr_uint64_t v)
 {
@@ -43,6 +43,9 @@ apr_status_t stapling_record_encode(unsigned char **pbuf, apr_size_t *plen,
 {
     const ocsp_verdict *v = &rec->verdict;
     apr_size_t err_len = rec->error ? strlen(rec->error) : 0;
+    unsigned int failures = rec->failures < 0 ? 0
+                          : rec->failures > 0xffff ? 0xffff
+                          : (unsigned int)rec->failures;
     unsigned char *buf, *b;
 
     *pbuf = NULL;
@@ -60,10 +63,13 @@ apr_status_t stapling_record_encode(unsigned char **pbuf, apr_size_t *plen,
     b = put_u64(b, (apr_uint64_t)v->expires);
     b = put_u64(b, (apr_uint64_t)v->revoked_at);
     b = put_u64(b, (apr_uint64_t)rec->fetched_at);
+    b = put_u64(b, (apr_uint64_t)rec->next_attempt);
     *b++ = (unsigned char)v->resp_status;
     *b++ = (unsigned char)v->cert_status;
     *b++ = (unsigned char)(v->revoke_reason + 1);   /* -1 (none) -> 0 */
     *b++ = 0;
+    *b++ = (unsigned char)(failures >> 8);
+    *b++ = (unsigned char)failures;
     *b++ = (unsigned char)(rec->der_len >> 24);
     *b++ = (unsigned char)(rec->der_len >> 16);
     *b++ = (unsigned char)(rec->der_len >> 8);
@@ -98,13 +104,15 @@ apr_status_t stapling_record_decode(stapling_record *rec,
     v->expires = (apr_time_t)get_u64(b + 16);
     v->revoked_at = (apr_time_t)get_u64(b + 24);
     rec->fetched_at = (apr_time_t)get_u64(b + 32);
-    b += 40;
+    rec->next_attempt = (apr_time_t)get_u64(b + 40);
+    b += 48;
     v->resp_status = b[0];
     v->cert_status = (ocsp_cert_status)b[1];
     v->revoke_reason = (int)b[2] - 1;
-    der_len = ((apr_size_t)b[4] << 24) | ((apr_size_t)b[5] << 16)
-            | ((apr_size_t)b[6] << 8) | b[7];
-    err_len = ((apr_size_t)b[8] << 8) | b[9];
+    rec->failures = (b[4] << 8) | b[5];
+    der_len = ((apr_size_t)b[6] << 24) | ((apr_size_t)b[7] << 16)
+            | ((apr_size_t)b[8] << 8) | b[9];
+    err_len = ((apr_size_t)b[10] << 8) | b[11];
     if (v->resp_status > 6 || v->cert_status > OCSP_CERT_NONE
         || der_len > OCSP_MAX_RESPONSE_SIZE
         || err_len > STAPLING_RECORD_MAX_ERROR

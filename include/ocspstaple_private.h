@@ -14,9 +14,11 @@
 
 #include <http_config.h>
 #include <http_ssl.h>
+#include <apr_global_mutex.h>
 #include <apr_thread_mutex.h>
 
 #include "ocsp_fetch.h"
+#include "refresh_policy.h"
 #include "stapling_cache.h"
 
 extern module AP_MODULE_DECLARE_DATA ocspstaple_module;
@@ -26,13 +28,18 @@ extern module AP_MODULE_DECLARE_DATA ocspstaple_module;
 #define OCSPSTAPLE_UNSET            (-1)
 #define OCSPSTAPLE_DEFAULT_TIMEOUT  apr_time_from_sec(10)
 #define OCSPSTAPLE_MAX_TIMEOUT      apr_time_from_sec(300)
+#ifndef OCSPSTAPLE_DEFAULT_STORE    /* a persistent place; -D at build time */
+#define OCSPSTAPLE_DEFAULT_STORE    "/var/cache/apache2/ocspstaple"
+#endif
 
 typedef struct {
     int                 enabled;        /* OCSPUseStapling */
     apr_interval_time_t timeout;        /* OCSPStaplingResponderTimeout */
     int                 return_errors;  /* OCSPStaplingReturnResponderErrors */
     const char         *force_url;      /* OCSPStaplingForceURL */
+    refresh_window      renew;          /* OCSPStaplingRenewWindow */
     stapling_cache     *cache;          /* OCSPStaplingCache (main server) */
+    const char         *store_dir;      /* OCSPStaplingStore (main server) */
 } ocspstaple_conf;
 
 extern const command_rec ocspstaple_cmds[];
@@ -45,6 +52,9 @@ apr_interval_time_t ocspstaple_timeout(const server_rec *s);
 int ocspstaple_returns_errors(const server_rec *s);
 const char *ocspstaple_force_url(const server_rec *s);
 stapling_cache *ocspstaple_configured_cache(const server_rec *s);
+refresh_window ocspstaple_renew_window(const server_rec *s);
+/* The absolute store directory, or NULL when it is off. */
+const char *ocspstaple_store_dir(const server_rec *s, apr_pool_t *p);
 
 /* ----------------------------------------------------------------- registry */
 
@@ -67,6 +77,18 @@ typedef struct {
 
 typedef struct ocspstaple_registry ocspstaple_registry;
 
+/* Everything of one configuration generation, rebuilt on each (graceful)
+ * restart; children inherit it. */
+typedef struct {
+    ocspstaple_registry *registry;
+    stapling_cache      *cache;
+    const char          *store_dir;     /* NULL: OCSPStaplingStore off */
+    apr_global_mutex_t  *fetch_mutex;   /* held by whoever fetches */
+} ocspstaple_state;
+
+/* The mutex types, configurable with "Mutex ocspstaple-fetch ..." */
+#define OCSPSTAPLE_FETCH_MUTEX "ocspstaple-fetch"
+
 ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf);
 /* From the prime hook: APR_SUCCESS when the certificate is ours to staple,
  * APR_ENOENT when it has no responder URL (logged). */
@@ -75,12 +97,23 @@ apr_status_t ocspstaple_registry_add(ocspstaple_registry *reg, server_rec *s,
                                      const char *pem, apr_pool_t *pconf);
 ocspstaple_entry *ocspstaple_registry_find(const ocspstaple_registry *reg,
                                            const char *id, apr_size_t id_len);
+/* ocspstaple_entry *, in the order mod_ssl offered them. */
 const apr_array_header_t *ocspstaple_registry_entries(
     const ocspstaple_registry *reg);
 
-/* Replaces the process-local copy (copies rec). */
+/* The process-local copy. set_local copies rec (DER included). */
 void ocspstaple_entry_set_local(ocspstaple_entry *e, const stapling_record *rec);
-/* Staples from the local copy, refreshed from the shared cache when it is
+/* A copy of the local record; its DER is allocated from p. */
+void ocspstaple_entry_get_local(ocspstaple_entry *e, stapling_record *rec,
+                                apr_pool_t *p);
+/* Takes a newer record from the shared cache, if there is one. */
+void ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
+                           apr_pool_t *p);
+/* Whether a fetch is due for e: its local copy (synced with the shared
+ * cache first) says so. */
+int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
+                         apr_time_t now, apr_pool_t *p);
+/* Staples from the local copy, synced with the shared cache when it is
  * stale. Returns 1 when cb was called with a response. */
 int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
                             stapling_cache *cache, apr_pool_t *p,
@@ -91,10 +124,37 @@ int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
 /* A responder's own error answer is kept (for OCSPStaplingReturnResponderErrors)
  * this long, as mod_ssl's SSLStaplingErrorCacheTimeout does. */
 #define OCSPSTAPLE_ERROR_RESPONSE_LIFETIME apr_time_from_sec(600)
+/* Shared-cache room per certificate: a response with a signer certificate
+ * is ~2 KB, and shmcb spreads entries over its subcaches unevenly. */
+#define OCSPSTAPLE_CACHE_PER_CERT (16 * 1024)
+/* Fetches running at once in one update round. */
+#define OCSPSTAPLE_FETCH_PARALLEL 16
 
-/* Fetches, verifies and stores a fresh response for e; logs exactly one line
- * saying how it went. Never drops a still valid response for a failure. */
-apr_status_t ocspstaple_update(ocspstaple_entry *e, stapling_cache *cache,
-                               apr_pool_t *ptemp);
+/* Fetches, verifies and stores fresh responses for the entries
+ * (ocspstaple_entry *) concurrently; one log line per entry saying how it
+ * went; schedules the next fetch. Never drops a still valid response for a
+ * failure. all_urls 0 asks only each entry's first responder (handshakes:
+ * bounded by one timeout). Returns how many succeeded. */
+int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
+                      int all_urls, apr_pool_t *ptemp);
+
+/* Publishes rec: the shared cache for the other processes, then this
+ * process's copy. */
+void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
+                        const stapling_record *rec, apr_pool_t *p);
+
+/* Startup: serves valid responses from the store, fetches what is missing
+ * (before any child starts), and warns when the cache is too small. */
+void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp);
+
+/* Background refresh: registers a mod_watchdog singleton that renews due
+ * responses in one child process. */
+apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
+                                          apr_pool_t *pconf);
+
+/* Handshake cold miss: fetch now, if nobody else is fetching and a fetch is
+ * due; never waits for another fetch. Returns 1 when it fetched. */
+int ocspstaple_fetch_cold(ocspstaple_state *st, ocspstaple_entry *e,
+                          apr_pool_t *p);
 
 #endif /* OCSPSTAPLE_PRIVATE_H */

@@ -16,6 +16,8 @@
 typedef struct {
     ocsp_verdict         verdict;    /* as ocsp_response_verify found it */
     apr_time_t           fetched_at;
+    apr_time_t           next_attempt; /* when the next fetch is due */
+    int                  failures;   /* failed fetches since the last good one */
     const unsigned char *der;        /* the OCSPResponse to staple */
     apr_size_t           der_len;
     const char          *error;      /* last failed update, or NULL */

@@ -7,7 +7,12 @@ use warnings FATAL => 'all';
 use Apache::Test qw(-withtestmore);
 use OCSPTest;
 
-plan tests => 6;
+plan tests => 7;
+
+my $port = vhost_port('ocsp_main');
+# mod_ssl logs every TLS connection at info (AH01964): there was none yet.
+is(scalar error_log_lines(qr/AH01964: .*\(server [^)]*:$port\)/), 0,
+   'no earlier TLS connection to ocsp_main');
 
 # Fetched at startup: the update line is already there, no waiting.
 ok(scalar error_log_lines(qr/OCSPSTAPLE0002\b.*CN=rsa\.test.*update ok/),

@@ -56,28 +56,56 @@ export APACHE_TEST_NO_STICKY_PREFERENCES=1
 export HOME=$T/logs/home
 
 # ---- cleanup, registered before anything is started ---------------------
+# Everything we start is stopped by PID on any exit, also on INT/TERM. Long
+# steps run in the background with `wait`, so a signal is handled at once
+# (bash defers traps while a foreground command runs, and runuser, when
+# itself signalled, kills us 2 s later).
 RESPONDER_PID=""
+CHILD_PID=""
 HTTPD_PIDFILE=$T/logs/httpd.pid
-# Stops the httpd Apache::Test started, by the PID in its pidfile (what
-# `t/TEST -stop-httpd` does too, without reconfiguring first).
-stop_httpd() {
+
+# httpd's PID when the pidfile names a running apache2 (a stale pidfile must
+# not make us signal somebody else's process).
+httpd_pid() {
     local hp
     hp=$(cat "$HTTPD_PIDFILE" 2>/dev/null || true)
-    [ -n "$hp" ] && kill -0 "$hp" 2>/dev/null || return 0
-    # A stale pidfile must not make us signal somebody else's process.
-    [ "$(cat "/proc/$hp/comm" 2>/dev/null)" = apache2 ] || return 0
+    [ -n "$hp" ] && [ "$(cat "/proc/$hp/comm" 2>/dev/null)" = apache2 ] && echo "$hp"
+    return 0
+}
+
+# Stops the httpd Apache::Test started (what `t/TEST -stop-httpd` does,
+# without reconfiguring first).
+stop_httpd() {
+    local hp
+    hp=$(httpd_pid)
+    [ -n "$hp" ] || return 0
     kill -TERM "$hp" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$hp" 2>/dev/null || return 0; sleep 0.1; done
     echo "run-tests: httpd (pid $hp) did not stop in 10 s; sending KILL" >&2
     kill -KILL "$hp" 2>/dev/null || true
 }
+
+# run CMD...: runs CMD in the background and waits for it; returns its status.
+run() {
+    "$@" &
+    CHILD_PID=$!
+    local rc=0
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    return "$rc"
+}
+
 cleanup() {
-    local rc=$?
-    stop_httpd      # normally done already; this catches failures and signals
-    if [ -n "$RESPONDER_PID" ] && kill -0 "$RESPONDER_PID" 2>/dev/null; then
-        kill -TERM "$RESPONDER_PID" 2>/dev/null || true
-        wait "$RESPONDER_PID" 2>/dev/null || true
-    fi
+    local rc=$? hp
+    trap - EXIT INT TERM
+    # Signal everything first, then wait: the whole stop takes well under 2 s.
+    [ -z "$CHILD_PID" ] || kill -TERM "$CHILD_PID" 2>/dev/null || true
+    hp=$(httpd_pid)
+    [ -z "$hp" ] || kill -TERM "$hp" 2>/dev/null || true
+    [ -z "$RESPONDER_PID" ] || kill -TERM "$RESPONDER_PID" 2>/dev/null || true
+    [ -z "$CHILD_PID" ] || wait "$CHILD_PID" 2>/dev/null || true
+    [ -z "$RESPONDER_PID" ] || wait "$RESPONDER_PID" 2>/dev/null || true
+    stop_httpd
     exit "$rc"
 }
 trap cleanup EXIT
@@ -100,7 +128,7 @@ free_port() {
 }
 
 OCSP_PORT=$(free_port)
-"$ROOT/scripts/mkpki.sh" "$T/pki" "$OCSP_PORT" >/dev/null
+run "$ROOT/scripts/mkpki.sh" "$T/pki" "$OCSP_PORT" >/dev/null
 OCSP_PKI=$T/pki
 OCSP_RESPONDER_LOG=$T/logs/responder.log
 : > "$OCSP_RESPONDER_LOG"
@@ -129,7 +157,7 @@ export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
 
 # Configure (t/TEST.PL binds every Listen to 127.0.0.1) and start httpd.
 # Apache::Test works from the top directory, the one holding t/.
-perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select \
+run perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select \
     -start-httpd > "$T/logs/start.log" 2>&1 ||
     { cat "$T/logs/start.log" >&2; die "httpd did not start (see t/logs/error_log)"; }
 
@@ -139,10 +167,8 @@ PROVE_ARGS=("$@")
 have_file=""
 for a in "$@"; do case $a in *.t) have_file=1 ;; esac; done
 [ -n "$have_file" ] || PROVE_ARGS+=(t/*.t)
-set +e
-prove -I "$T/lib" "${PROVE_ARGS[@]}"
-rc=$?
-set -e
+rc=0
+run prove -I "$T/lib" "${PROVE_ARGS[@]}" || rc=$?
 
 stop_httpd
 exit "$rc"

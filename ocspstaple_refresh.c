@@ -1,0 +1,228 @@
+/* Licensed under the Apache License, Version 2.0: see LICENSE.
+ *
+ * When fetches happen. A handshake never waits on a responder while a valid
+ * response exists:
+ *  - startup (parent, before any child): responses from the store first,
+ *    then one concurrent round for whatever is still missing;
+ *  - background (a mod_watchdog singleton in one child, worker privileges):
+ *    every second, one round for the certificates whose planned fetch is
+ *    due, the plan being shared through the cache so that it survives the
+ *    child and is the same for every process;
+ *  - cold miss (a handshake with nothing valid to staple): one fetch, only
+ *    if nobody else is fetching (try-lock) and the plan says a fetch is due.
+ */
+
+#include <unistd.h>
+
+#include <apr_optional.h>
+#include <apr_strings.h>
+#include <httpd.h>
+#include <http_log.h>
+#include <http_main.h>
+#include <mod_watchdog.h>
+
+#include "ocsp_store.h"
+#include "ocspstaple_private.h"
+
+APLOG_USE_MODULE(ocspstaple);
+
+#define WATCHDOG_NAME     "_ocspstaple_"
+#define WATCHDOG_INTERVAL apr_time_from_sec(1)
+
+/* ------------------------------------------------------------------ store */
+
+static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
+                       apr_time_t now, apr_pool_t *p)
+{
+    const char *path = ocsp_store_path(st->store_dir, e->id,
+                                       OCSPSTAPLE_ID_LEN, p);
+    refresh_window w = ocspstaple_renew_window(e->s);
+    stapling_record rec;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    memset(&rec, 0, sizeof(rec));
+    rv = ocsp_store_read((unsigned char **)&rec.der, &rec.der_len,
+                         &rec.fetched_at, st->store_dir, e->id,
+                         OCSPSTAPLE_ID_LEN, OCSP_MAX_RESPONSE_SIZE, p);
+    if (rv == APR_ENOENT) {
+        return 0;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = ocsp_response_verify(&rec.verdict, e->cert, rec.der, rec.der_len,
+                                  now, &why, p);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, "OCSPSTAPLE0031: %s:"
+                     " stored response %s ignored: %s", e->label, path,
+                     why ? why : "cannot read it");
+        return 0;
+    }
+    if (rec.fetched_at > now) {
+        rec.fetched_at = now;
+    }
+    rec.next_attempt = refresh_renew_at(&rec.verdict, rec.fetched_at, &w,
+                                        refresh_random());
+    ap_log_error(APLOG_MARK, rec.verdict.cert_status == OCSP_CERT_REVOKED
+                 ? APLOG_CRIT : APLOG_INFO, 0, e->s, "OCSPSTAPLE0030: %s: "
+                 "stapling the stored response %s: status %s, expires in %"
+                 APR_TIME_T_FMT " s", e->label, path,
+                 ocsp_cert_status_str(rec.verdict.cert_status),
+                 apr_time_sec(rec.verdict.expires - now));
+    ocspstaple_publish(st, e, &rec, p);
+    return 1;
+}
+
+/* A provider that silently drops records (shmcb evicts the oldest when a
+ * subcache is full) would make processes fetch for themselves: say so. */
+static void check_capacity(ocspstaple_state *st, server_rec *s,
+                           const apr_array_header_t *entries, apr_pool_t *p)
+{
+    stapling_record rec;
+    int i, missing = 0;
+
+    for (i = 0; i < entries->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+
+        missing += stapling_cache_get(st->cache, s, e->id, OCSPSTAPLE_ID_LEN,
+                                      &rec, p) != APR_SUCCESS;
+    }
+    if (missing) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0033: the %s "
+                     "cache kept only %d of %d responses: make it larger, "
+                     "e.g. OCSPStaplingCache shmcb:<path>(%d)",
+                     stapling_cache_provider_name(st->cache),
+                     entries->nelts - missing, entries->nelts,
+                     2 * entries->nelts * OCSPSTAPLE_CACHE_PER_CERT);
+    }
+}
+
+void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
+{
+    const apr_array_header_t *entries =
+        ocspstaple_registry_entries(st->registry);
+    apr_array_header_t *missing = apr_array_make(ptemp, entries->nelts,
+                                                 sizeof(ocspstaple_entry *));
+    apr_time_t now = apr_time_now();
+    int i, stored = 0, fetched = 0;
+
+    for (i = 0; i < entries->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+
+        if (st->store_dir && load_stored(st, e, now, ptemp)) {
+            stored++;
+        }
+        else {
+            APR_ARRAY_PUSH(missing, ocspstaple_entry *) = e;
+        }
+    }
+    if (missing->nelts) {
+        fetched = ocspstaple_update(st, missing, 1, ptemp);
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
+                 "certificate(s) to staple: %d from the store, %d fetched, %d "
+                 "without a response yet; cache %s, store %s", entries->nelts,
+                 stored, fetched, missing->nelts - fetched,
+                 stapling_cache_provider_name(st->cache),
+                 st->store_dir ? st->store_dir : "off");
+    check_capacity(st, s, entries, ptemp);
+}
+
+/* --------------------------------------------------------------- watchdog */
+
+static apr_array_header_t *due_entries(ocspstaple_state *st, apr_pool_t *p)
+{
+    const apr_array_header_t *entries =
+        ocspstaple_registry_entries(st->registry);
+    apr_array_header_t *due = apr_array_make(p, 4, sizeof(ocspstaple_entry *));
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < entries->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+
+        if (ocspstaple_entry_due(e, st->cache, now, p)) {
+            APR_ARRAY_PUSH(due, ocspstaple_entry *) = e;
+        }
+    }
+    return due;
+}
+
+static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
+{
+    ocspstaple_state *st = data;
+    apr_pool_t *p;
+
+    if (state == AP_WATCHDOG_STATE_STARTING) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
+                     "OCSPSTAPLE0040: background refresh runs in process %"
+                     APR_PID_T_FMT, getpid());
+    }
+    if (state != AP_WATCHDOG_STATE_RUNNING) {
+        return APR_SUCCESS;
+    }
+    apr_pool_create(&p, pool);
+    if (due_entries(st, p)->nelts > 0
+        && apr_global_mutex_lock(st->fetch_mutex) == APR_SUCCESS) {
+        /* Again under the lock: a handshake may have fetched meanwhile. */
+        apr_array_header_t *due = due_entries(st, p);
+
+        if (due->nelts > 0) {
+            ocspstaple_update(st, due, 1, p);
+        }
+        apr_global_mutex_unlock(st->fetch_mutex);
+    }
+    apr_pool_destroy(p);
+    return APR_SUCCESS;
+}
+
+apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
+                                          apr_pool_t *pconf)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance =
+        APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_callback =
+        APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    ap_watchdog_t *wd;
+    apr_status_t rv;
+
+    if (!get_instance || !register_callback) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0041: "
+                     "mod_watchdog is needed for the background refresh: "
+                     "load it (LoadModule watchdog_module ...)");
+        return APR_ENOTIMPL;
+    }
+    /* parent 0: runs in a child, with worker privileges; singleton 1: in
+     * exactly one child at a time, another one taking over when it exits. */
+    rv = get_instance(&wd, WATCHDOG_NAME, 0, 1, pconf);
+    if (rv == APR_SUCCESS) {
+        rv = register_callback(wd, WATCHDOG_INTERVAL, st, watchdog_tick);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OCSPSTAPLE0041: cannot "
+                     "set up the background refresh (mod_watchdog)");
+    }
+    return rv;
+}
+
+/* -------------------------------------------------------------- cold miss */
+
+int ocspstaple_fetch_cold(ocspstaple_state *st, ocspstaple_entry *e,
+                          apr_pool_t *p)
+{
+    apr_array_header_t *one;
+    int fetched = 0;
+
+    if (!ocspstaple_entry_due(e, st->cache, apr_time_now(), p)
+        || apr_global_mutex_trylock(st->fetch_mutex) != APR_SUCCESS) {
+        return 0;               /* not due, or somebody is fetching: no wait */
+    }
+    if (ocspstaple_entry_due(e, st->cache, apr_time_now(), p)) {
+        one = apr_array_make(p, 1, sizeof(ocspstaple_entry *));
+        APR_ARRAY_PUSH(one, ocspstaple_entry *) = e;
+        /* First responder only: the handshake waits one timeout at most. */
+        fetched = ocspstaple_update(st, one, 0, p) > 0;
+    }
+    apr_global_mutex_unlock(st->fetch_mutex);
+    return fetched;
+}
