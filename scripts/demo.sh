@@ -134,6 +134,9 @@ TypesConfig /etc/mime.types
 # TLS session cache only (keeps mod_ssl from warning); deliberately no
 # SSLUseStapling / SSLStaplingCache: stapling is mod_ocspstaple's job.
 SSLSessionCache "shmcb:$DEMO/run/ssl_scache(512000)"
+# The demo keeps its responses inside demo/, not in the system-wide default
+# store (/var/cache/apache2/ocspstaple).
+OCSPStaplingStore "$DEMO/store"
 
 <Directory "$DEMO/htdocs">
     Require all granted

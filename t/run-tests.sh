@@ -15,7 +15,9 @@
 #
 # Environment passed to the .t files: OCSP_PORT, OCSP_PKI (absolute),
 # OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so).
-# Extra arguments go to prove (e.g. t/10-good.t, -v).
+# Arguments go to prove: `t/run-tests.sh -v t/10-good.t` runs one test
+# verbosely (the server still starts with the whole configuration).
+# Every run starts from scratch (old logs, PKI and generated config removed).
 set -eu
 set -o pipefail
 
@@ -95,6 +97,7 @@ run() {
     return "$rc"
 }
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$? hp
     trap - EXIT INT TERM
@@ -159,7 +162,8 @@ export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
 # Apache::Test works from the top directory, the one holding t/.
 run perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select \
     -start-httpd > "$T/logs/start.log" 2>&1 ||
-    { cat "$T/logs/start.log" >&2; die "httpd did not start (see t/logs/error_log)"; }
+    { cat "$T/logs/start.log" >&2; tail -n 20 "$T/logs/error_log" >&2 2>/dev/null
+      die "httpd did not start (see t/logs/start.log, t/logs/error_log)"; }
 
 # prove gets our arguments; without a test file among them, every t/*.t
 # (in name order: 00-unit, then 01-first, which must be the first handshake).
