@@ -25,6 +25,7 @@ APR_CFLAGS = $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
 APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null)
 
 UNIT_BIN   = t/unit/test_ocsp_fetch
+UNIT_BIN2  = t/unit/test_policy_record
 
 .PHONY: all install test demo clean deps unit
 
@@ -45,7 +46,13 @@ $(UNIT_BIN): t/unit/test_ocsp_fetch.c ocsp_fetch.c ocsp_http.c include/ocsp_fetc
 	$(CC) $(WARN) -g -Iinclude $(APR_CFLAGS) $(EXTRA_CFLAGS) -o $@ \
 	    t/unit/test_ocsp_fetch.c ocsp_fetch.c ocsp_http.c $(EXTRA_LDFLAGS) $(APR_LIBS) $(LIBS)
 
-unit: $(UNIT_BIN)
+$(UNIT_BIN2): t/unit/test_policy_record.c refresh_policy.c stapling_record.c \
+              include/refresh_policy.h include/stapling_record.h Makefile
+	$(CC) $(WARN) -g -Iinclude $(APR_CFLAGS) $(EXTRA_CFLAGS) -o $@ \
+	    t/unit/test_policy_record.c refresh_policy.c stapling_record.c \
+	    $(EXTRA_LDFLAGS) $(APR_LIBS)
+
+unit: $(UNIT_BIN) $(UNIT_BIN2)
 
 deps:
 	@./scripts/deps.sh
@@ -66,7 +73,7 @@ demo: deps
 	./scripts/demo.sh
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) t/unit/*.o
+	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) t/unit/*.o
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
 	    t/conf/modules.conf

@@ -1,0 +1,11 @@
+# Unit tests of the refresh policy (renew window, jitter, backoff) and of the
+# stapling record encoding (round trip, truncated and corrupted records), built
+# by `make unit`. Their TAP goes straight to prove.
+use strict;
+use warnings FATAL => 'all';
+
+my $root = $ENV{OCSP_ROOT} or die "OCSP_ROOT is not set: run the suite with t/run-tests.sh\n";
+my $bin  = "$root/t/unit/test_policy_record";
+
+-x $bin or do { print "1..1\nnot ok 1 - $bin missing: run 'make unit'\n"; exit 0 };
+exec $bin or do { print "1..1\nnot ok 1 - exec $bin: $!\n"; exit 0 };
