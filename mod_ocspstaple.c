@@ -28,6 +28,13 @@
 /* Per configuration generation: rebuilt on every (graceful) restart. */
 static ocspstaple_state state;
 
+const char *ocspstaple_strerror(apr_status_t rv, apr_pool_t *p)
+{
+    char buf[120];
+
+    return apr_psprintf(p, "%s (%d)", apr_strerror(rv, buf, sizeof(buf)), rv);
+}
+
 static int is_first_config_pass(void)
 {
     return ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
@@ -108,9 +115,10 @@ static const char *prepare_store(server_rec *s, apr_pool_t *p)
         rv = errno;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "OCSPSTAPLE0032: "
-                     "OCSPStaplingStore %s cannot be used; responses are not "
-                     "kept across restarts", dir);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0032: "
+                     "OCSPStaplingStore %s cannot be used (%s); responses are "
+                     "not kept across restarts", dir,
+                     ocspstaple_strerror(rv, p));
         return NULL;
     }
     return dir;
@@ -143,8 +151,9 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         fetch_ready = 1;
     }
     if ((rv = open_cache(s, n, pconf, ptemp)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OCSPSTAPLE0011: cannot "
-                     "open the OCSP stapling cache");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0011: cannot "
+                     "open the OCSP stapling cache: %s",
+                     ocspstaple_strerror(rv, ptemp));
         return !OK;
     }
     if ((rv = create_fetch_mutex(s, pconf)) != APR_SUCCESS
@@ -168,9 +177,9 @@ static void child_init(apr_pool_t *p, server_rec *s)
     rv = apr_global_mutex_child_init(&state.fetch_mutex,
              apr_global_mutex_lockfile(state.fetch_mutex), p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OCSPSTAPLE0020: cannot "
-                     "reattach the %s mutex in a child process",
-                     OCSPSTAPLE_FETCH_MUTEX);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "OCSPSTAPLE0020: cannot "
+                     "reattach the %s mutex in a child process: %s",
+                     OCSPSTAPLE_FETCH_MUTEX, ocspstaple_strerror(rv, p));
     }
 }
 

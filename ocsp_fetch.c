@@ -440,7 +440,7 @@ static void batch_done(ocsp_http_req *req, void *ud)
         if (rv == APR_SUCCESS) {
             job->rv = APR_SUCCESS;
             job->answer = ans;
-            job->err = NULL;
+            job->err = st->reasons;     /* earlier URLs that failed, if any */
             return;
         }
         if (rv == OCSP_ERESPONDER && !job->answer) {

@@ -53,9 +53,9 @@ static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
                                   now, &why, p);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, "OCSPSTAPLE0031: %s:"
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0031: %s:"
                      " stored response %s ignored: %s", e->label, path,
-                     why ? why : "cannot read it");
+                     why ? why : ocspstaple_strerror(rv, p));
         return 0;
     }
     if (rec.fetched_at > now) {
@@ -199,8 +199,9 @@ apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
         rv = register_callback(wd, WATCHDOG_INTERVAL, st, watchdog_tick);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OCSPSTAPLE0041: cannot "
-                     "set up the background refresh (mod_watchdog)");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0041: cannot "
+                     "set up the background refresh (mod_watchdog): %s",
+                     ocspstaple_strerror(rv, pconf));
     }
     return rv;
 }

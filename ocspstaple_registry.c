@@ -83,7 +83,7 @@ static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
     *pe = NULL;
     rv = ocsp_cert_parse(&e->cert, pem, strlen(pem), &why, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "OCSPSTAPLE0010: server %s:"
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0010: server %s:"
                      " cannot read the certificate mod_ssl handed over (%s); "
                      "not stapling it", s->server_hostname, why);
         return rv;
@@ -199,9 +199,10 @@ static void sync_locked(ocspstaple_entry *e, stapling_cache *cache,
         set_local_locked(e, &rec);
     }
     else if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, e->s, "OCSPSTAPLE0021: %s: "
-                     "cannot read the %s cache", e->label,
-                     stapling_cache_provider_name(cache));
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, e->s, "OCSPSTAPLE0021: %s: "
+                     "cannot read the %s cache: %s", e->label,
+                     stapling_cache_provider_name(cache),
+                     ocspstaple_strerror(rv, p));
     }
 }
 

@@ -27,9 +27,10 @@ static const char *fmt_time(apr_time_t t, apr_pool_t *p)
     return buf;
 }
 
-static void log_update_ok(const ocspstaple_entry *e, const ocsp_answer *ans,
+static void log_update_ok(const ocspstaple_entry *e, const ocsp_job *job,
                           int replaced_good, apr_time_t next, apr_pool_t *p)
 {
+    const ocsp_answer *ans = job->answer;
     const ocsp_verdict *v = &ans->verdict;
     const char *was = replaced_good ? " (it was good until now)" : "";
 
@@ -50,10 +51,12 @@ static void log_update_ok(const ocspstaple_entry *e, const ocsp_answer *ans,
     default:
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, "OCSPSTAPLE0002: %s: "
                      "update ok from %s: status %s, thisUpdate %s, "
-                     "nextUpdate %s, next fetch in %" APR_TIME_T_FMT " s",
+                     "nextUpdate %s, next fetch in %" APR_TIME_T_FMT " s%s%s",
                      e->label, ans->url, ocsp_cert_status_str(v->cert_status),
                      fmt_time(v->this_update, p), fmt_time(v->next_update, p),
-                     apr_time_sec(next - apr_time_now()));
+                     apr_time_sec(next - apr_time_now()),
+                     job->err ? "; failed before: " : "",
+                     job->err ? job->err : "");
     }
 }
 
@@ -65,10 +68,11 @@ void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
 
     if (rv != APR_SUCCESS) {
         /* This process still staples it; others fetch their own. */
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, "OCSPSTAPLE0022: "
-                     "%s: cannot store the response in the %s cache (is it "
-                     "large enough?)", e->label,
-                     stapling_cache_provider_name(st->cache));
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0022: "
+                     "%s: cannot store the response in the %s cache (%s; is "
+                     "it large enough?)", e->label,
+                     stapling_cache_provider_name(st->cache),
+                     ocspstaple_strerror(rv, p));
     }
     ocspstaple_entry_set_local(e, rec);
 }
@@ -84,17 +88,18 @@ static void save_to_store(ocspstaple_state *st, ocspstaple_entry *e,
     rv = ocsp_store_write(st->store_dir, e->id, OCSPSTAPLE_ID_LEN, ans->der,
                           ans->der_len, p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, "OCSPSTAPLE0032: "
-                     "%s: cannot write the response to the store %s; a "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0032: "
+                     "%s: cannot write the response to the store %s (%s); a "
                      "restart will have to fetch it again", e->label,
-                     st->store_dir);
+                     st->store_dir, ocspstaple_strerror(rv, p));
     }
 }
 
 static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
-                      const stapling_record *prev, const ocsp_answer *ans,
+                      const stapling_record *prev, const ocsp_job *job,
                       apr_pool_t *p)
 {
+    const ocsp_answer *ans = job->answer;
     refresh_window w = ocspstaple_renew_window(e->s);
     apr_time_t now = apr_time_now();
     stapling_record rec;
@@ -108,7 +113,7 @@ static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
                                         refresh_random());
     rec.der = ans->der;
     rec.der_len = ans->der_len;
-    log_update_ok(e, ans, replaced_good, rec.next_attempt, p);
+    log_update_ok(e, job, replaced_good, rec.next_attempt, p);
     ocspstaple_publish(st, e, &rec, p);
     save_to_store(st, e, ans, p);
 }
@@ -128,7 +133,7 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
     rec.next_attempt = refresh_retry_at(now, rec.failures, have_good,
                                         refresh_random());
     rec.error = job->err;
-    ap_log_error(APLOG_MARK, have_good ? APLOG_WARNING : APLOG_ERR, job->rv,
+    ap_log_error(APLOG_MARK, have_good ? APLOG_WARNING : APLOG_ERR, 0,
                  e->s, "OCSPSTAPLE0003: %s: update failed: %s; %s; retry in %"
                  APR_TIME_T_FMT " s", e->label, job->err,
                  have_good ? "still stapling the previous response until "
@@ -173,7 +178,7 @@ int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
 
         if (jobs[i].rv == APR_SUCCESS) {
-            update_ok(st, e, &prev[i], jobs[i].answer, ptemp);
+            update_ok(st, e, &prev[i], &jobs[i], ptemp);
             ok++;
         }
         else {

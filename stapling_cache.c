@@ -125,9 +125,9 @@ void stapling_cache_child_init(stapling_cache *cache, server_rec *s,
                                      apr_global_mutex_lockfile(cache->mutex),
                                      p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OCSPSTAPLE0020: cannot "
-                     "reattach the %s mutex in a child process",
-                     STAPLING_CACHE_MUTEX);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "OCSPSTAPLE0020: cannot "
+                     "reattach the %s mutex in a child process (error %d)",
+                     STAPLING_CACHE_MUTEX, rv);
     }
 }
 

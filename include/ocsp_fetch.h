@@ -123,7 +123,8 @@ typedef struct {
     const ocsp_http_opts     *opts;    /* in */
     apr_status_t              rv;      /* out: as ocsp_fetch returns */
     ocsp_answer              *answer;  /* out: verified, or a responder error */
-    const char               *err;     /* out: every URL tried and why not */
+    const char               *err;     /* out: every URL that failed and why
+                                          (on success: the ones before, or NULL) */
 } ocsp_job;
 
 /* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time.

@@ -23,6 +23,11 @@
 
 extern module AP_MODULE_DECLARE_DATA ocspstaple_module;
 
+/* Every message of ours starts with its tag, so the reason of a failure goes
+ * at the end of the line ("Permission denied (13)"), never in httpd's status
+ * prefix. */
+const char *ocspstaple_strerror(apr_status_t rv, apr_pool_t *p);
+
 /* ------------------------------------------------------------ configuration */
 
 #define OCSPSTAPLE_UNSET            (-1)

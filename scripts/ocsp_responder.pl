@@ -1,5 +1,6 @@
 #!/usr/bin/perl
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
+#                   [--delay SECONDS]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
@@ -23,6 +24,10 @@
 # to --pidfile once the socket is listening, so callers can wait for that
 # file. SIGTERM/SIGINT: stop our own children, remove the pidfile, exit 0.
 #
+# --delay SECONDS (fractions allowed): a slow responder. Each request is read
+# at once, then answered only after this delay (tests of slow and hanging
+# responders: the client's timeout, not ours, ends the exchange).
+#
 # Perl core modules only.
 use strict;
 use warnings;
@@ -33,12 +38,13 @@ use Getopt::Long qw(GetOptions);
 use IO::Socket::INET;
 use MIME::Base64 qw(decode_base64);
 use POSIX qw(WNOHANG _exit sigprocmask SIG_BLOCK SIG_SETMASK SIGCHLD);
+use Time::HiRes ();
 
 my $MAX_REQUEST = 64 * 1024;   # OCSP requests are a few hundred bytes
 my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
 
 # ---- options --------------------------------------------------------------
-my ($port, $pki, $logfile, $pidfile, $nmin, $ndays);
+my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay);
 GetOptions(
     'port=i'    => \$port,
     'pki=s'     => \$pki,
@@ -46,9 +52,12 @@ GetOptions(
     'pidfile=s' => \$pidfile,
     'nmin=i'    => \$nmin,
     'ndays=i'   => \$ndays,
+    'delay=f'   => \$delay,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
+usage("--delay must be between 0 and 3600 seconds")
+    if defined $delay && ($delay < 0 || $delay > 3600);
 die "ocsp_responder: $pki/index.txt not found (run scripts/mkpki.sh)\n"
     unless -f "$pki/index.txt";
 
@@ -62,7 +71,7 @@ sub usage {
     my ($msg) = @_;
     print STDERR "ocsp_responder: $msg\n" if $msg;
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
-               . " [--nmin N | --ndays N]\n";
+               . " [--nmin N | --ndays N] [--delay SECONDS]\n";
     exit 2;
 }
 
@@ -207,6 +216,12 @@ sub handle_connection {
         $rest =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
         $body = decode_base64($rest);
     }
+    # A slow responder: the request is in, the answer comes late. The client
+    # may have given up meanwhile: the request is still logged (no SIGPIPE).
+    if ($delay) {
+        $SIG{PIPE} = 'IGNORE';
+        Time::HiRes::sleep($delay);
+    }
     my $handler = $MODES{$mode};
     my ($status, $ctype, $resp) =
           !$handler     ? (404, 'text/plain', "unknown mode\n")
@@ -286,7 +301,8 @@ while (1) {
         $SIG{TERM} = $SIG{INT} = sub { exit 1 };
         $SIG{ALRM} = sub { exit 1 };
         close $listener;
-        alarm $IO_TIMEOUT;
+        # --delay is not a stuck client: it gets its own time on top.
+        alarm $IO_TIMEOUT + ($delay ? int($delay) + 1 : 0);
         handle_connection($conn);
         close $conn;
         exit 0;

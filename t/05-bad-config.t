@@ -8,7 +8,7 @@ use File::Temp qw(tempdir);
 use OCSPTest ();
 
 my $httpd  = Apache::Test::vars('httpd');
-my $modir  = '/usr/lib/apache2/modules';
+my $modir  = $ENV{OCSP_HTTPD_MODULES} or die "OCSP_HTTPD_MODULES is not set\n";
 my $module = $ENV{OCSP_MODULE} or die "OCSP_MODULE is not set\n";
 my $dir    = tempdir('badconf-XXXXXX', DIR => Apache::Test::vars('t_logs'), CLEANUP => 1);
 

@@ -14,7 +14,8 @@
 #     printed), stop httpd; exit with the tests' status.
 #
 # Environment passed to the .t files: OCSP_PORT, OCSP_PKI (absolute),
-# OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so).
+# OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so),
+# OCSP_HTTPD_MODULES (directory of the httpd modules).
 # Arguments go to prove: `t/run-tests.sh -v t/10-good.t` runs one test
 # verbosely (the server still starts with the whole configuration).
 # Every run starts from scratch (old logs, PKI and generated config removed).
@@ -145,7 +146,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -s "$T/logs/responder.pid" ] || die "OCSP responder did not start on 127.0.0.1:$OCSP_PORT"
-export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
+export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE \
+    OCSP_HTTPD_MODULES=$MODDIR
 
 # ---- 3. httpd config, server, tests -------------------------------------
 # What Apache::Test inherits. authz_core/authz_host/mime/dir/alias serve its

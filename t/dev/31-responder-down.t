@@ -1,0 +1,73 @@
+# Responder outage: after the responder dies, visitors keep getting the last
+# good response until its own nextUpdate (the failed renewals are logged with
+# the responder's URL), then no staple at all (never an expired one); once
+# the responder is back, stapling resumes by itself, without a restart.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use OCSPServer qw(setup handshake describe update_ok_re update_failed_re);
+
+plan tests => 9;
+OCSPServer::deadline(280);
+
+my ($w, $pki, $resp) = setup();
+$resp->start(nmin => 1);                  # responses valid for 60 s
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
+    vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
+ok($h->start, 'httpd starts') or BAIL_OUT('no server');
+
+my $warm = handshake($h->port, 'rsa.test');
+ok($warm->{stapled} && $warm->{next_update}, 'warm-up handshake stapled')
+    or diag(describe($warm));
+my $next_update = $warm->{next_update} // time + 60;
+$resp->stop;
+
+# Until nextUpdate: always stapled, always the same (still valid) response.
+my (@before, @after);
+while (time < $next_update - 2) {
+    push @before, handshake($h->port, 'rsa.test');
+    sleep 1;
+}
+my @bad = grep { !$_->{stapled} || $_->{this_update} != $warm->{this_update} } @before;
+ok(@before >= 10 && !@bad,
+   scalar(@before) . ' handshakes until nextUpdate: all stapled with the last good response')
+    or diag(map { describe($_) . "\n" } @bad);
+
+my $failed = $h->wait_for_log(update_failed_re('rsa'), 5);
+like($failed // '', qr/\Q${\ $pki->url('good') }\E.*still stapling the previous response/,
+     'OCSPSTAPLE0003 (warn) names the responder URL while the old response is valid');
+
+# Past nextUpdate: no staple, and never one that has expired.
+sleep 0.2 while time < $next_update + 1;
+for (1 .. 4) {
+    push @after, handshake($h->port, 'rsa.test');
+    sleep 0.5;
+}
+ok(!grep({ $_->{stapled} } @after), 'after nextUpdate: no staple')
+    or diag(map { describe($_) . "\n" } @after);
+my @expired = grep { $_->{stapled} && ($_->{next_update} // 0) <= int($_->{time}) }
+              @before, @after;
+ok(!@expired, 'never an expired response stapled')
+    or diag(map { describe($_) . "\n" } @expired);
+ok(scalar($h->log_lines(qr/\[ocspstaple:error\].*OCSPSTAPLE0003: cert "CN=rsa\.test".*not stapling/)),
+   'with nothing valid left, OCSPSTAPLE0003 is an error')
+    or diag($h->log_lines(qr/ocspstaple/));
+
+# The responder comes back: stapling resumes by itself (cold backoff <= 60 s
+# plus jitter).
+$resp->start(nmin => 1);
+my $t0 = time;
+my $back;
+OCSPServer::wait_until(100, sub {
+    $back = handshake($h->port, 'rsa.test');
+    $back->{stapled};
+}, 1);
+ok($back->{stapled} && $back->{this_update} > $warm->{this_update},
+   sprintf('stapling resumed by itself %.0f s after the responder came back', time - $t0))
+    or diag(describe($back), "\n", $h->log_lines(qr/ocspstaple/));
+ok($h->alive, 'server still running');
+
+$h->stop;
+$resp->stop;

@@ -1,0 +1,74 @@
+# A slow responder never slows visitors down. (1) It turns slow (8 s per
+# answer) after warm-up: while the background renewal waits on it, every
+# handshake completes fast and stays stapled. (2) It is slow from the start
+# with OCSPStaplingResponderTimeout 2: the server still starts, and no
+# handshake waits longer than about that timeout.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use OCSPServer qw(setup handshake describe update_ok_re update_failed_re);
+
+plan tests => 9;
+OCSPServer::deadline(240);
+
+my $FAST = 1.0;        # generous: a behaviour test, not a benchmark
+
+my ($w, $pki, $resp) = setup();
+$resp->start(nmin => 1);
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
+    vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
+ok($h->start, 'httpd starts') or BAIL_OUT('no server');
+my $warm = handshake($h->port, 'rsa.test');
+ok($warm->{stapled}, 'warm-up handshake stapled') or diag(describe($warm));
+
+# From now on the responder needs 8 s per answer; the renewal is due at
+# about 30 s. Handshakes every ~0.5 s for 40 s, across the renewal.
+$resp->restart(nmin => 1, delay => 8);
+my @hs;
+my $until = time + 40;
+while (time < $until) {
+    push @hs, handshake($h->port, 'rsa.test');
+    sleep 0.5;
+}
+my ($slowest) = sort { $b->{elapsed} <=> $a->{elapsed} } @hs;
+my @bad = grep { !$_->{stapled} || $_->{elapsed} >= $FAST } @hs;
+ok(@hs >= 40 && !@bad, sprintf('%d handshakes in 40 s: all stapled, each under %.1f s '
+   . '(slowest %.3f s)', scalar @hs, $FAST, $slowest->{elapsed}))
+    or diag(map { describe($_) . "\n" } @bad);
+cmp_ok($resp->requests('good'), '>=', 2,
+       'the renewal did ask the slow responder meanwhile');
+my $renewed = $h->wait_for_log(update_ok_re('rsa'), 10, 0, 2);
+ok($renewed, 'the slow renewal succeeded (second OCSPSTAPLE0002)')
+    or diag($h->log_lines(qr/ocspstaple/));
+$h->stop;
+
+# (2) Slow from the start, a 2 s timeout: the startup fetch gives up after
+# 2 s, the server starts, handshakes (which may try a fetch of their own on
+# this cold miss) never wait much longer than the timeout.
+my $TIMEOUT = 2;
+my $h2 = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'httpd-timeout',
+    store => 'off', global => [ "OCSPStaplingResponderTimeout $TIMEOUT" ],
+    vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
+my $took = $h2->start;
+ok($took, sprintf('httpd starts with a responder slower than its timeout (%.1f s)', $took // -1))
+    or BAIL_OUT('no server');
+like(scalar($h2->wait_for_log(update_failed_re('rsa'), 5)) // '',
+     qr/\[ocspstaple:error\].*(?i:time)/, 'the startup fetch timed out (OCSPSTAPLE0003)');
+my @cold;
+$until = time + 15;
+while (time < $until) {
+    push @cold, handshake($h2->port, 'rsa.test');
+    sleep 0.5;
+}
+($slowest) = sort { $b->{elapsed} <=> $a->{elapsed} } @cold;
+@bad = grep { !$_->{connected} || $_->{elapsed} > $TIMEOUT + 1 } @cold;
+ok(@cold >= 10 && !@bad, sprintf('%d cold-miss handshakes in 15 s: each under %d s '
+   . '(slowest %.3f s)', scalar @cold, $TIMEOUT + 1, $slowest->{elapsed}))
+    or diag(map { describe($_) . "\n" } @bad);
+ok(!grep({ $_->{stapled} } @cold), 'nothing stapled: no answer ever came in time')
+    or diag(map { describe($_) . "\n" } grep { $_->{stapled} } @cold);
+
+$h2->stop;
+$resp->stop;

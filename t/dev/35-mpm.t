@@ -1,0 +1,50 @@
+# Every MPM staples without a gap: prefork, worker and event each staple from
+# the first handshake, keep stapling while child processes are recycled
+# (MaxConnectionsPerChild 3: a new child every 3 connections), and after a
+# graceful restart.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use OCSPServer qw(setup handshake describe);
+
+my @MPMS = qw(prefork worker event);
+plan tests => 5 * @MPMS;
+OCSPServer::deadline(180);
+
+my ($w, $pki, $resp) = setup();
+$resp->start;
+
+my %threaded = (StartServers => 2, ServerLimit => 16, ThreadsPerChild => 4,
+                MinSpareThreads => 4, MaxSpareThreads => 8, MaxRequestWorkers => 16);
+my %mpm_conf = (
+    prefork => { StartServers => 2, MinSpareServers => 1, MaxSpareServers => 4,
+                 MaxRequestWorkers => 16 },
+    worker  => { %threaded },
+    event   => { %threaded },
+);
+
+for my $mpm (@MPMS) {
+    my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => "httpd-$mpm",
+        mpm => $mpm, store => 'off',
+        mpm_conf => { %{ $mpm_conf{$mpm} }, MaxConnectionsPerChild => 3 },
+        vhosts => [ { name => 'rsa.test', cert => 'rsa' },
+                    { name => 'ecdsa.test', cert => 'ecdsa' } ]);
+    ok($h->start, "$mpm: starts") or BAIL_OUT("$mpm: no server");
+    my $first = handshake($h->port, 'rsa.test');
+    ok($first->{stapled} && $first->{cert_status} eq 'good', "$mpm: first handshake stapled")
+        or diag(describe($first));
+
+    my @hs = map { handshake($h->port, $_ % 2 ? 'rsa.test' : 'ecdsa.test') } 1 .. 15;
+    my @bad = grep { !$_->{stapled} } @hs;
+    ok(!@bad, "$mpm: 15 handshakes while children are recycled, all stapled")
+        or diag(map { describe($_) . "\n" } @bad);
+
+    ok($h->graceful, "$mpm: graceful restart") or BAIL_OUT("$mpm: no server");
+    my $after = handshake($h->port, 'rsa.test');
+    ok($after->{stapled}, "$mpm: first handshake after the graceful restart stapled")
+        or diag(describe($after), "\n", $h->log_lines(qr/ocspstaple|mpm/));
+    $h->stop;
+}
+$resp->stop;

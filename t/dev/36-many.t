@@ -1,0 +1,145 @@
+# Many certificates: 200 name-based TLS vhosts on one port are all fetched
+# at startup (concurrently) and all stapled; with a responder that hangs,
+# startup is delayed by about ONE timeout, not one per certificate; and a
+# cache too small for all of them is reported at startup with a size to set.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use POSIX qw(strftime);
+use OCSPServer qw(setup handshake describe hanging_listener);
+
+my $N = 200;
+my $TIMEOUT = 2;
+plan tests => 14;
+OCSPServer::deadline(240);
+
+my ($w, $pki, $resp) = setup();
+my $dir = $pki->dir;
+my $SERIAL0 = 0x300000;
+
+# ---- 200 ECDSA P-256 leaves from the test PKI's intermediate --------------
+# One `openssl req -x509 -CA` per certificate (key, CSR and signature in one
+# go), 4 at a time; each listed as valid in index.txt for the responder.
+open my $cnf, '>', "$w/many.cnf" or die $!;
+print $cnf <<"EOF";
+[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = ext
+[dn]
+CN = placeholder
+[ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+authorityInfoAccess = OCSP;URI:${\ $pki->url('good') }
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+close $cnf;
+
+my $t0 = time;
+my %running;
+my $failed = 0;
+for my $i (1 .. $N) {
+    if (keys %running >= 4) {
+        my $pid = wait;
+        $failed++ if $?;
+        delete $running{$pid};
+    }
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', "$w/many-$i.err";
+        no warnings 'exec';
+        exec 'openssl', 'req', '-x509', '-config', "$w/many.cnf",
+            '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+            '-keyout', "$dir/m$i.key", '-out', "$dir/m$i.pem",
+            '-subj', "/CN=m$i.test", '-addext', "subjectAltName=DNS:m$i.test",
+            '-CA', "$dir/intermediate.crt", '-CAkey', "$dir/intermediate.key",
+            '-days', 30, '-set_serial', $SERIAL0 + $i, '-sha256';
+        POSIX::_exit(127);
+    }
+    $running{$pid} = 1;
+}
+while (keys %running) {
+    my $pid = wait;
+    last if $pid < 0;
+    $failed++ if $?;
+    delete $running{$pid};
+}
+is($failed, 0, sprintf('%d certificates made in %.1f s', $N, time - $t0))
+    or BAIL_OUT(OCSPServer::slurp("$w/many-1.err"));
+
+my $expiry = strftime('%y%m%d%H%M%SZ', gmtime(time + 30 * 86400));
+my $intermediate = OCSPServer::slurp("$dir/intermediate.crt");
+open my $idx, '>>', "$dir/index.txt" or die $!;
+for my $i (1 .. $N) {
+    printf $idx "V\t%s\t\t%X\tunknown\t/CN=m%d.test\n", $expiry, $SERIAL0 + $i, $i;
+    open my $fh, '>', "$dir/m$i.crt" or die $!;
+    print $fh OCSPServer::slurp("$dir/m$i.pem"), $intermediate;
+    close $fh;
+}
+close $idx;
+is($pki->serial('m1'), sprintf('%X', $SERIAL0 + 1), 'index.txt serials match the certificates');
+
+my @vhosts = map { { name => "m$_.test", cert => "m$_" } } 1 .. $N;
+my @sample = (1, 2, $N, map { 1 + int rand $N } 1 .. 17);
+
+# ---- all fetched, all stapled ---------------------------------------------
+$resp->start;
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
+                               vhosts => \@vhosts);
+my $took = $h->start(timeout => 120);
+ok($took, sprintf('httpd with %d TLS vhosts starts (%.1f s)', $N, $took // -1))
+    or BAIL_OUT('no server');
+like(($h->log_lines(qr/OCSPSTAPLE0012/))[-1] // '',
+     qr/\b$N certificate\(s\) to staple: 0 from the store, $N fetched, 0 without/,
+     "startup summary: $N fetched");
+is($resp->requests('good'), $N, "one request per certificate");
+my @bad = grep { !$_->{stapled} || $_->{cert_status} ne 'good'
+                 || $_->{serial} ne sprintf('%X', $SERIAL0 + $_->{i}) }
+          map { my $r = handshake($h->port, "m$_.test"); $r->{i} = $_; $r } @sample;
+ok(!@bad, scalar(@sample) . ' sampled vhosts: each staples the response for its own certificate')
+    or diag(map { "m$_->{i}: " . describe($_) . "\n" } @bad);
+ok(!$h->log_lines(qr/OCSPSTAPLE0033/), 'the default cache is large enough (no OCSPSTAPLE0033)');
+$h->stop;
+
+# ---- a cache too small: said at startup, with a size --------------------------
+my $small = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'httpd-small',
+    store => 'off', global => [ "OCSPStaplingCache shmcb:$w/small(8192)" ],
+    vhosts => \@vhosts);
+ok($small->start(timeout => 120), 'httpd starts with an 8 KB cache') or BAIL_OUT('no server');
+my ($warn) = $small->log_lines(qr/OCSPSTAPLE0033/);
+my ($size) = ($warn // '') =~ /OCSPStaplingCache shmcb:\S*\((\d+)\)/;
+ok($warn && $warn =~ /\[ocspstaple:warn\].*kept only \d+ of $N\b/ && $size && $size >= $N * 2048,
+   'OCSPSTAPLE0033 warns that the cache is too small and suggests a size')
+    or diag($warn // 'no OCSPSTAPLE0033 line');
+$small->stop;
+$resp->stop;
+
+# ---- a hanging responder: about one timeout in total -------------------------
+my ($hang, $hang_port) = hanging_listener();
+my $slow = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'httpd-hang',
+    store => 'off',
+    global => [ "OCSPStaplingResponderTimeout $TIMEOUT",
+                "OCSPStaplingForceURL http://127.0.0.1:$hang_port/good" ],
+    vhosts => \@vhosts);
+$took = $slow->start(timeout => 120);
+ok($took, 'httpd starts with a responder that never answers') or BAIL_OUT('no server');
+cmp_ok($took, '<', 3 * $TIMEOUT,
+       sprintf('startup took %.1f s: about one %d s timeout, not one per certificate', $took, $TIMEOUT));
+like(($slow->log_lines(qr/OCSPSTAPLE0012/))[-1] // '',
+     qr/\b$N certificate\(s\) to staple: 0 from the store, 0 fetched, $N without/,
+     "startup summary: $N without a response");
+ok(scalar($slow->log_lines(qr/OCSPSTAPLE0003: .*timed out/i)) >= 1
+   && scalar($slow->log_lines(qr/OCSPSTAPLE0003: .*not tried/)) >= 1,
+   'the first fetches time out, the rest of the round skips the dead responder')
+    or diag(($slow->log_lines(qr/OCSPSTAPLE0003/))[0 .. 2]);
+my $r = handshake($slow->port, 'm7.test');
+ok($r->{connected} && $r->{elapsed} < $TIMEOUT + 1, sprintf('handshakes still work (%.2f s)', $r->{elapsed}))
+    or diag(describe($r));
+$slow->stop;
+close $hang;

@@ -1,0 +1,626 @@
+package OCSPServer;
+# Private servers for the t/3*.t scenarios (background refresh, backoff,
+# store, MPMs, many certificates): each test builds its own PKI, runs its own
+# loopback OCSP responder (scripts/ocsp_responder.pl) and its own httpd
+# (/usr/sbin/apache2 -f CONF, never the system's configuration or service),
+# all in its own work directory t/logs/<test>/ and on its own free ports.
+# Independent of Apache::Test's server, so these tests can stop, restart and
+# reconfigure servers at will.
+#
+#   my $w    = OCSPServer::workdir();                 # t/logs/<test>, fresh
+#   my $pki  = OCSPServer::pki("$w/pki", $port);      # scripts/mkpki.sh
+#   my $resp = OCSPServer::Responder->new(dir => $w, port => $port, pki => $pki);
+#   $resp->start(nmin => 1);   $resp->restart(delay => 8);   $resp->stop;
+#   my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, mpm => 'prefork',
+#               mpm_conf => { StartServers => 4 },
+#               vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
+#   $h->start;  $h->graceful;  $h->restart;  $h->stop;
+#   my $r = OCSPServer::handshake($h->port, 'rsa.test');   # ->{stapled} ...
+#
+# Every responder and httpd started here is stopped by PID in an END block,
+# also when a test dies, is interrupted (INT/TERM) or hits its deadline.
+# Every wait is bounded in time; polls sleep briefly between attempts.
+use strict;
+use warnings FATAL => 'all';
+
+use Exporter 'import';
+use Cwd qw(abs_path);
+use Digest::SHA qw(sha1_hex);
+use File::Basename qw(basename dirname);
+use File::Path qw(make_path remove_tree);
+use IO::Socket::INET;
+use MIME::Base64 qw(decode_base64);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+use Time::Local qw(timegm);
+
+# Reused from helper-2's suite: running a command, serial formatting, the
+# diagnostic line. (OCSPTest::handshake itself needs Apache::Test's config and
+# the suite's PKI, so ours is separate; it parses the same s_client output.)
+use OCSPTest ();
+
+our @EXPORT_OK = qw(setup workdir pki free_port handshake describe wait_until
+                    deadline hanging_listener update_ok_re update_failed_re);
+
+our $ROOT = abs_path($ENV{OCSP_ROOT} // dirname(__FILE__) . '/../..');
+our $MODULE = do {
+    my $m = $ENV{OCSP_MODULE} // '.libs/mod_ocspstaple.so';
+    $m = "$ROOT/$m" unless $m =~ m{^/};
+    $m;
+};
+our $HTTPD  = $ENV{OCSP_HTTPD} // '/usr/sbin/apache2';
+our $MODDIR = '/usr/lib/apache2/modules';
+our $S_CLIENT_TIMEOUT = 20;   # seconds for one whole handshake
+our $DEFAULT_CA;              # handshake()'s CA file: setup()'s PKI root
+
+my $OWNER = $$;               # END must not run in forked children
+my %LIVE;                     # "$obj" => $obj: everything to stop at the end
+
+# ---- process-wide guards --------------------------------------------------
+$SIG{INT}  = sub { print STDERR "# interrupted\n"; exit 130 };
+$SIG{TERM} = sub { print STDERR "# terminated\n";  exit 143 };
+
+END {
+    my $rc = $?;
+    if (defined $OWNER && $$ == $OWNER) {
+        for my $obj (values %LIVE) {
+            eval { $obj->stop; 1 } or print STDERR "# cleanup: $@";
+        }
+    }
+    $? = $rc;
+}
+
+# deadline(SECONDS): the whole test must finish in time; past it the test
+# fails and END stops every server (a hang must never outlive the test).
+sub deadline {
+    my ($secs) = @_;
+    $SIG{ALRM} = sub {
+        print STDERR "# test deadline of $secs s exceeded, stopping servers\n";
+        exit 124;
+    };
+    alarm $secs;
+}
+
+# ---- small helpers --------------------------------------------------------
+
+# A fresh work directory t/logs/<test name>, absolute (OCSP_T_LOGS=DIR puts
+# it under DIR instead, e.g. to keep a run apart from a `make test` run,
+# which empties t/logs when it starts).
+sub workdir {
+    my ($name) = @_;
+    ($name = basename($0)) =~ s/\.t\z// unless defined $name;
+    my $dir = ($ENV{OCSP_T_LOGS} // "$ROOT/t/logs") . "/$name";
+    remove_tree($dir);
+    make_path($dir);
+    return $dir;
+}
+
+# A loopback TCP port nobody listens on (the kernel's choice).
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
+        or die "free_port: $!\n";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# A responder that never answers: it listens (the kernel completes the TCP
+# handshake and buffers the request) but nobody ever accepts or replies.
+# Returns (socket, port); keep the socket alive for as long as it should hang.
+sub hanging_listener {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1024, ReuseAddr => 1)
+        or die "hanging_listener: $!\n";
+    return ($s, $s->sockport);
+}
+
+# wait_until(TIMEOUT, CODE, [INTERVAL]): calls CODE until it returns true or
+# TIMEOUT seconds pass; returns CODE's last value.
+sub wait_until {
+    my ($timeout, $code, $interval) = @_;
+    my $deadline = time + $timeout;
+    while (1) {
+        my $v = $code->();
+        return $v if $v;
+        return $v if time >= $deadline;
+        sleep($interval // 0.1);
+    }
+}
+
+sub slurp {
+    my ($file) = @_;
+    open my $fh, '<', $file or return '';
+    local $/;
+    return scalar(<$fh>) // '';
+}
+
+# ---- PKI ------------------------------------------------------------------
+
+# pki(DIR, PORT): scripts/mkpki.sh DIR PORT; the leaves' AIA URLs point to
+# http://127.0.0.1:PORT/<mode>. Returns an OCSPServer::PKI.
+sub pki {
+    my ($dir, $port) = @_;
+    my $out = OCSPTest::run_capture('timeout', 120, "$ROOT/scripts/mkpki.sh",
+                                    $dir, $port);
+    die "mkpki.sh $dir $port failed:\n$out" unless -f "$dir/root.crt"
+                                                 && -f "$dir/index.txt";
+    return OCSPServer::PKI->new(abs_path($dir), $port);
+}
+
+# setup(): the usual start of a scenario: a fresh work directory, a PKI whose
+# AIA URLs point to a free port, and a (not yet started) responder for it.
+# Returns (WORKDIR, PKI, RESPONDER).
+sub setup {
+    my $w = workdir();
+    my $port = free_port();
+    my $pki = pki("$w/pki", $port);
+    $DEFAULT_CA = $pki->root;
+    my $resp = OCSPServer::Responder->new(dir => $w, port => $port, pki => $pki);
+    return ($w, $pki, $resp);
+}
+
+# Error-log patterns of the module's messages about one PKI leaf.
+sub update_ok_re     { qr/OCSPSTAPLE0002: cert "CN=\Q$_[0]\E\.test"/ }
+sub update_failed_re { qr/OCSPSTAPLE0003: cert "CN=\Q$_[0]\E\.test"/ }
+
+# ---- handshakes -----------------------------------------------------------
+
+# handshake(PORT, SERVERNAME, ca => ROOT.crt, tls => '1.2'|'1.3'): one
+# `openssl s_client -status` handshake with 127.0.0.1:PORT. Returns
+#   stapled (0/1), resp_status, cert_status, serial (of the staple),
+#   this_update, next_update (epoch seconds), verify, elapsed (seconds),
+#   connected (0 when no TLS session came up), output.
+sub handshake {
+    my ($port, $servername, %o) = @_;
+    my $ca = $o{ca} // $DEFAULT_CA // die "handshake: no CA file\n";
+    my @cmd = ('timeout', $S_CLIENT_TIMEOUT, 'openssl', 's_client',
+               '-connect', "127.0.0.1:$port", '-status', '-CAfile', $ca);
+    push @cmd, '-servername', $servername if defined $servername;
+    push @cmd, $o{tls} eq '1.3' ? '-tls1_3' : '-tls1_2' if defined $o{tls};
+    my $t0 = time;
+    my $out = OCSPTest::run_capture(@cmd);
+    my %r = (elapsed => time - $t0, output => $out, stapled => 0, time => $t0);
+    $r{stapled} = 1 if $out =~ /^OCSP Response Status:/m
+                    || $out =~ /^\s*OCSP Response Data:/m;
+    $r{stapled} = 0 if $out =~ /^OCSP response: no response sent/m;
+    ($r{resp_status}) = $out =~ /OCSP Response Status: (\w+)/;
+    ($r{cert_status}) = $out =~ /Cert Status: (\w+)/;
+    $r{serial} = OCSPTest::norm_serial($1)
+        if $out =~ /OCSP Response Data:.*?Serial Number: ([0-9A-Fa-f]+)/s;
+    $r{this_update} = openssl_time($1) if $out =~ /This Update: (.+?)\s*$/m;
+    $r{next_update} = openssl_time($1) if $out =~ /Next Update: (.+?)\s*$/m;
+    ($r{verify}) = $out =~ /Verify return code: (\d+)/;
+    $r{connected} = $out =~ /^(?:New|Reused), TLSv/m ? 1 : 0;
+    return \%r;
+}
+
+my %MON = (Jan => 0, Feb => 1, Mar => 2, Apr => 3, May => 4, Jun => 5,
+           Jul => 6, Aug => 7, Sep => 8, Oct => 9, Nov => 10, Dec => 11);
+
+# "Nov 20 23:38:54 2026 GMT" -> epoch seconds.
+sub openssl_time {
+    my ($s) = @_;
+    my ($mon, $d, $h, $mi, $sec, $y) =
+        $s =~ /^(\w{3})\s+(\d+)\s+(\d+):(\d+):(\d+)(?:\.\d+)?\s+(\d{4})/ or return undef;
+    return timegm($sec, $mi, $h, $d, $MON{$mon}, $y);
+}
+
+# One diagnostic line for a handshake result.
+sub describe {
+    my ($r) = @_;
+    return OCSPTest::describe($r) . sprintf(', this_update=%s, next_update=%s, elapsed=%.3f s',
+        map({ defined $_ ? scalar(gmtime $_) : 'undef' } @$r{qw(this_update next_update)}),
+        $r->{elapsed});
+}
+
+# ===========================================================================
+package OCSPServer::PKI;
+# The test PKI made by scripts/mkpki.sh: file names and certificate facts.
+
+sub new {
+    my ($class, $dir, $port) = @_;
+    return bless { dir => $dir, port => $port }, $class;
+}
+sub dir  { $_[0]{dir} }
+sub port { $_[0]{port} }
+sub root { "$_[0]{dir}/root.crt" }
+sub crt  { "$_[0]{dir}/$_[1].crt" }     # leaf + intermediate
+sub key  { "$_[0]{dir}/$_[1].key" }
+sub pem  { "$_[0]{dir}/$_[1].pem" }     # leaf only
+sub url  { "http://127.0.0.1:$_[0]{port}/" . ($_[1] // 'good') }
+
+# The id the module keys a certificate by (and names its store file after):
+# the SHA-1 of the leaf's DER, in hex.
+sub cert_id {
+    my ($self, $name) = @_;
+    my $pem = OCSPServer::slurp($self->pem($name));
+    $pem =~ /-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----/s
+        or die "no certificate in " . $self->pem($name);
+    return Digest::SHA::sha1_hex(MIME::Base64::decode_base64($1));
+}
+
+# Upper-case hex serial, as s_client prints it.
+sub serial {
+    my ($self, $name) = @_;
+    my $file = $self->pem($name);
+    my $out = `openssl x509 -in '$file' -noout -serial 2>&1`;
+    $out =~ /^serial=([0-9A-Fa-f]+)/ or die "cannot read serial of $file: $out";
+    return OCSPTest::norm_serial($1);
+}
+
+# ===========================================================================
+package OCSPServer::Responder;
+# scripts/ocsp_responder.pl on 127.0.0.1:PORT, a child of the test process.
+use Time::HiRes qw(time sleep);
+use POSIX qw(WNOHANG);
+
+# new(dir => WORKDIR, port => PORT, pki => PKI, name => 'responder')
+sub new {
+    my ($class, %a) = @_;
+    my $self = bless { name => 'responder', %a }, $class;
+    my $base = "$self->{dir}/$self->{name}";
+    $self->{log}     = "$base.log";       # one line per request
+    $self->{pidfile} = "$base.pid";
+    $self->{stderr}  = "$base.stderr";
+    return $self;
+}
+
+sub log_file { $_[0]{log} }
+sub running  { defined $_[0]{pid} }
+
+# start(nmin => N, ndays => N, delay => SECONDS): returns once it listens.
+sub start {
+    my ($self, %o) = @_;
+    die "responder already running\n" if $self->{pid};
+    unlink $self->{pidfile};
+    my @cmd = ($^X, "$OCSPServer::ROOT/scripts/ocsp_responder.pl",
+               '--port', $self->{port}, '--pki', $self->{pki}->dir,
+               '--log', $self->{log}, '--pidfile', $self->{pidfile});
+    push @cmd, '--nmin', $o{nmin}   if defined $o{nmin};
+    push @cmd, '--ndays', $o{ndays} if defined $o{ndays};
+    push @cmd, '--delay', $o{delay} if defined $o{delay};
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $self->{stderr};
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    $self->{pid} = $pid;
+    $self->{opts} = \%o;
+    $LIVE{"$self"} = $self;
+    my $up = OCSPServer::wait_until(15, sub {
+        return 1 if -s $self->{pidfile};
+        return -1 if waitpid($pid, WNOHANG) == $pid;      # died
+        return 0;
+    });
+    if (!$up || $up == -1) {
+        delete $self->{pid} if $up;
+        $self->stop;
+        die "responder did not start on port $self->{port}: "
+            . OCSPServer::slurp($self->{stderr}) . "\n";
+    }
+    return 1;
+}
+
+# TERM, wait (bounded), then KILL.
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{pid};
+    delete $LIVE{"$self"};
+    return 1 unless $pid;
+    kill 'TERM', $pid;
+    my $gone = OCSPServer::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid
+                                                || !kill(0, $pid) }, 0.05);
+    if (!$gone) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+    return 1;
+}
+
+# restart(%opts): stop, then start again on the same port (new options).
+sub restart {
+    my ($self, %o) = @_;
+    $self->stop;
+    return $self->start(%o);
+}
+
+# Requests answered so far (lines of the log), optionally only of one mode.
+sub requests {
+    my ($self, $mode) = @_;
+    my @lines = split /\n/, OCSPServer::slurp($self->{log});
+    @lines = grep { (split ' ')[1] eq $mode } @lines if defined $mode;
+    return scalar @lines;
+}
+
+# ===========================================================================
+package OCSPServer::Httpd;
+# A private Apache httpd: own config, logs, pid file, runtime dir, port.
+use Time::HiRes qw(time sleep);
+use File::Path qw(make_path);
+
+my $READY_RE = qr/configured -- resuming normal operations/;   # AH00489 event, AH00163 prefork, AH00292 worker
+my $FAILED_RE = qr/AH00016: Configuration Failed|AH00015: Unable to open logs|AH00072: make_sock|\[core:emerg\]|\[:emerg\]|\[\w+:emerg\]/;
+
+# new(dir => WORKDIR, pki => PKI, name => 'httpd', port => PORT (default:
+#     free), mpm => event|worker|prefork, mpm_conf => { Directive => value },
+#     vhosts => [ { name => 'rsa.test', cert => 'rsa' (PKI leaf) | crt/key
+#                  => files, extra => "directives", stapling => 0|1 } ],
+#     global => [ "directive", ... ], store => DIR|'off' (default
+#     WORKDIR/store), loglevel => 'info ocspstaple:debug')
+sub new {
+    my ($class, %a) = @_;
+    my $self = bless { name => 'httpd', mpm => 'event', mpm_conf => {},
+                       vhosts => [], global => [],
+                       loglevel => 'info ocspstaple:debug', %a }, $class;
+    $self->{port} //= OCSPServer::free_port();
+    my $base = "$self->{dir}/$self->{name}";
+    $self->{base}     = $base;
+    $self->{conf}     = "$base.conf";
+    $self->{pidfile}  = "$base.pid";
+    $self->{errorlog} = "$base.error_log";
+    $self->{startout} = "$base.start.out";
+    $self->{rundir}   = "$base.run";
+    $self->{store}  //= "$self->{dir}/store";
+    return $self;
+}
+
+sub port      { $_[0]{port} }
+sub error_log_file { $_[0]{errorlog} }
+sub store_dir { $_[0]{store} }
+sub error_log { OCSPServer::slurp($_[0]{errorlog}) }
+sub log_size  { -s $_[0]{errorlog} // 0 }
+
+# The error log from byte OFFSET on, as lines.
+sub log_lines {
+    my ($self, $re, $offset) = @_;
+    my $text = $self->error_log;
+    $text = substr($text, $offset) if $offset && $offset <= length $text;
+    my @lines = split /(?<=\n)/, $text;
+    return defined $re ? grep { /$re/ } @lines : @lines;
+}
+
+# wait_for_log(RE, TIMEOUT, OFFSET, COUNT): waits (bounded) until COUNT
+# (default 1) lines after OFFSET match RE; returns them (the last one in
+# scalar context), or nothing on timeout.
+sub wait_for_log {
+    my ($self, $re, $timeout, $offset, $count) = @_;
+    $count //= 1;
+    my @m;
+    OCSPServer::wait_until($timeout // 15, sub {
+        @m = $self->log_lines($re, $offset);
+        return @m >= $count;
+    }, 0.1);
+    return () if @m < $count;
+    return wantarray ? @m : $m[-1];
+}
+
+# The parent's PID: the one we started (remembered, so that a vanished or
+# foreign pid file cannot mislead us), else the pid file's.
+sub pid {
+    my ($self) = @_;
+    return $self->{started_pid} if $self->{started_pid};
+    my $pid = OCSPServer::slurp($self->{pidfile});
+    return $pid =~ /^(\d+)/ ? $1 : undef;
+}
+
+# Whether PID is a running httpd of this configuration (a stale pid file must
+# never make us signal a stranger).
+sub _is_ours {
+    my ($self, $pid) = @_;
+    return 0 unless $pid;
+    my $cmd = OCSPServer::slurp("/proc/$pid/cmdline");
+    my @argv = split /\0/, $cmd;
+    return @argv && $argv[0] eq $HTTPD && grep { $_ eq $self->{conf} } @argv;
+}
+
+sub alive { $_[0]->_is_ours($_[0]->pid) }
+
+sub _mpm_block {
+    my ($self) = @_;
+    my %c = %{ $self->{mpm_conf} };
+    return join '', map { "$_ $c{$_}\n" } sort keys %c;
+}
+
+sub write_config {
+    my ($self) = @_;
+    my $pki = $self->{pki};
+    my $dir = $self->{dir};
+    make_path($self->{rundir}, "$dir/htdocs");
+    my $mime = -f '/etc/mime.types' ? '/etc/mime.types' : '/dev/null';
+    my $store = $self->{store} eq 'off' ? 'off' : $self->{store};
+    my $conf = <<"EOF";
+# written by t/lib/OCSPServer.pm for $0
+ServerRoot "$dir"
+ServerName 127.0.0.1
+PidFile "$self->{pidfile}"
+ErrorLog "$self->{errorlog}"
+DefaultRuntimeDir "$self->{rundir}"
+Mutex file:$self->{rundir} default
+LogLevel $self->{loglevel}
+LoadModule mpm_$self->{mpm}_module $MODDIR/mod_mpm_$self->{mpm}.so
+LoadModule authz_core_module $MODDIR/mod_authz_core.so
+LoadModule mime_module $MODDIR/mod_mime.so
+LoadModule socache_shmcb_module $MODDIR/mod_socache_shmcb.so
+LoadModule ssl_module $MODDIR/mod_ssl.so
+LoadModule ocspstaple_module $MODULE
+TypesConfig $mime
+DocumentRoot "$dir/htdocs"
+Listen 127.0.0.1:$self->{port}
+SSLSessionCache none
+EOF
+    $conf .= $self->_mpm_block;
+    $conf .= "OCSPStaplingStore $store\n";
+    $conf .= "$_\n" for @{ $self->{global} };
+    for my $v (@{ $self->{vhosts} }) {
+        my $crt = $v->{crt} // $pki->crt($v->{cert});
+        my $key = $v->{key} // $pki->key($v->{cert});
+        my $on = ($v->{stapling} // 1) ? 'on' : 'off';
+        $conf .= <<"EOF";
+<VirtualHost 127.0.0.1:$self->{port}>
+    ServerName $v->{name}
+    SSLEngine on
+    SSLCertificateFile "$crt"
+    SSLCertificateKeyFile "$key"
+    OCSPUseStapling $on
+EOF
+        $conf .= "    $_\n" for split /\n/, $v->{extra} // '';
+        $conf .= "</VirtualHost>\n";
+    }
+    open my $fh, '>', $self->{conf} or die "$self->{conf}: $!";
+    print $fh $conf;
+    close $fh or die "$self->{conf}: $!";
+}
+
+# Runs `apache2 -f CONF -k ACTION`, returns (exit status, output).
+sub _ctl {
+    my ($self, $action) = @_;
+    my $out = OCSPTest::run_capture('timeout', 120, $HTTPD, '-f', $self->{conf},
+                                    '-k', $action);
+    return ($? >> 8, $out);
+}
+
+# _await_generation(OFFSET, TIMEOUT): waits for a new "resuming normal
+# operations" line after OFFSET and for the port to accept. Returns 1, or 0
+# with $self->{why} set.
+sub _await_generation {
+    my ($self, $offset, $timeout) = @_;
+    my $deadline = time + ($timeout // 60);
+    my $ok = OCSPServer::wait_until($timeout // 60, sub {
+        my @l = $self->log_lines(undef, $offset);
+        return 1 if grep { /$READY_RE/ } @l;
+        if (my ($bad) = grep { /$FAILED_RE/ } @l) {
+            $self->{why} = "error: $bad";
+            return -1;
+        }
+        return 0;
+    }, 0.05);
+    if (!$ok || $ok == -1) {
+        $self->{why} //= "no new generation within ${\($timeout // 60)} s";
+        return 0;
+    }
+    my $conn = OCSPServer::wait_until($deadline - time > 1 ? $deadline - time : 1, sub {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+                              Proto => 'tcp', Timeout => 2);
+    }, 0.05);
+    if (!$conn) {
+        $self->{why} = "port $self->{port} does not accept connections";
+        return 0;
+    }
+    close $conn;
+    return 1;
+}
+
+sub _fail {
+    my ($self, $what) = @_;
+    my @tail = ($self->log_lines)[-15 .. -1];
+    Test::More::diag("httpd $what failed: " . ($self->{why} // '') . "\n"
+        . OCSPServer::slurp($self->{startout})
+        . "error_log tail:\n" . join('', grep { defined } @tail));
+    return undef;
+}
+
+# start(timeout => 60): writes the config, starts httpd and waits until it
+# serves. Returns the seconds it took (true), or undef (with diagnostics).
+sub start {
+    my ($self, %o) = @_;
+    die "httpd already running\n" if $self->alive;
+    $self->write_config;
+    unlink $self->{pidfile};
+    my $offset = $self->log_size;
+    $self->{why} = undef;
+    my $t0 = time;
+    $LIVE{"$self"} = $self;
+    my ($rc, $out) = $self->_ctl('start');
+    open my $fh, '>', $self->{startout};
+    print $fh $out;
+    close $fh;
+    if ($rc != 0) {
+        $self->{why} = "apache2 -k start exit status $rc";
+        return $self->_fail('start');
+    }
+    my $ok = $self->_await_generation($offset, $o{timeout});
+    $self->{started_pid} = $self->pid if $self->alive;     # from the pid file
+    return $ok ? time - $t0 : $self->_fail('start');
+}
+
+# graceful(): SIGUSR1, then waits for the next generation to serve.
+sub graceful {
+    my ($self, %o) = @_;
+    my $pid = $self->pid;
+    return $self->_fail('graceful restart (not running)') unless $self->_is_ours($pid);
+    $self->write_config;
+    my $offset = $self->log_size;
+    $self->{why} = undef;
+    my $t0 = time;
+    kill 'USR1', $pid;
+    return $self->_await_generation($offset, $o{timeout}) ? time - $t0
+                                                          : $self->_fail('graceful restart');
+}
+
+# restart(): `apache2 -k restart` (SIGHUP: children stopped at once, config
+# and caches rebuilt), then waits for the next generation to serve.
+sub restart {
+    my ($self, %o) = @_;
+    return $self->_fail('restart (not running)') unless $self->alive;
+    $self->write_config;
+    my $offset = $self->log_size;
+    $self->{why} = undef;
+    my $t0 = time;
+    my ($rc, $out) = $self->_ctl('restart');
+    if ($rc != 0) {
+        $self->{why} = "apache2 -k restart exit status $rc: $out";
+        return $self->_fail('restart');
+    }
+    return $self->_await_generation($offset, $o{timeout}) ? time - $t0
+                                                          : $self->_fail('restart');
+}
+
+# The PIDs of a process's children (from /proc).
+sub _children {
+    my ($ppid) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $s = OCSPServer::slurp($stat);
+        push @kids, $1 if $s =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ppid;
+    }
+    return @kids;
+}
+
+# stop(): SIGTERM to the parent (it stops its children), wait until gone
+# (bounded), then KILL it and any child left.
+sub stop {
+    my ($self) = @_;
+    delete $LIVE{"$self"};
+    my $pid = $self->pid;
+    delete $self->{started_pid};
+    return 1 unless $self->_is_ours($pid);
+    my @kids = grep { $self->_is_ours($_) } _children($pid);
+    kill 'TERM', $pid;
+    my $gone = OCSPServer::wait_until(15, sub { !$self->_is_ours($pid) }, 0.05);
+    if (!$gone) {
+        print STDERR "# httpd $pid did not stop in 15 s: KILL\n";
+        kill 'KILL', grep { $self->_is_ours($_) } $pid, @kids;
+        OCSPServer::wait_until(5, sub { !$self->_is_ours($pid) }, 0.05);
+    }
+    # Children outliving their parent would keep the port and the cache.
+    if (grep { $self->_is_ours($_) } @kids) {
+        OCSPServer::wait_until(5, sub { !grep { $self->_is_ours($_) } @kids }, 0.05);
+        kill 'KILL', grep { $self->_is_ours($_) } @kids;
+    }
+    return 1;
+}
+
+# Processes of this server right now (parent and children).
+sub processes {
+    my ($self) = @_;
+    my $pid = $self->pid;
+    return () unless $self->_is_ours($pid);
+    return ($pid, grep { $self->_is_ours($_) } _children($pid));
+}
+
+1;
