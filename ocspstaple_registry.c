@@ -183,6 +183,40 @@ void ocspstaple_entry_get_local(ocspstaple_entry *e, stapling_record *rec,
     apr_thread_mutex_unlock(e->lock);
 }
 
+/* A cached record is not trusted: other processes, or other servers sharing
+ * a memcache or Redis cache, wrote it. Its DER is verified again and the
+ * verdict taken from that verification, not from the record. Returns 0 when
+ * the record must be ignored. */
+static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
+                      apr_time_t now, apr_pool_t *p)
+{
+    ocsp_verdict v;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (!rec->der_len) {
+        /* Only a fetch plan: never worth more than a response we hold. */
+        return !stapling_record_stapleable(&e->local, now, 1);
+    }
+    rv = ocsp_response_verify(&v, e->cert, rec->der, rec->der_len, now, &why,
+                              p);
+    if (rv == APR_SUCCESS || rv == OCSP_ERESPONDER) {
+        apr_time_t cap = rv == APR_SUCCESS ? v.expires
+                       : now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
+
+        v.expires = rec->verdict.expires < cap ? rec->verdict.expires : cap;
+        rec->verdict = v;
+        return 1;
+    }
+    if (!e->cache_complaint) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0023: %s: "
+                     "ignoring a response from the shared cache that does "
+                     "not verify (%s)", e->label, why);
+        e->cache_complaint = 1;
+    }
+    return 0;
+}
+
 static void sync_locked(ocspstaple_entry *e, stapling_cache *cache,
                         apr_time_t now, apr_pool_t *p)
 {
@@ -191,18 +225,29 @@ static void sync_locked(ocspstaple_entry *e, stapling_cache *cache,
 
     e->checked_at = now;
     rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
-    /* Newer means fetched later, or the same fetch with a new schedule. */
-    if (rv == APR_SUCCESS
-        && (rec.fetched_at > e->local.fetched_at
-            || (rec.fetched_at == e->local.fetched_at
-                && rec.next_attempt > e->local.next_attempt))) {
-        set_local_locked(e, &rec);
+    if (rv != APR_SUCCESS) {
+        if (rv != APR_NOTFOUND) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, e->s, "OCSPSTAPLE0021: "
+                         "%s: cannot read the %s cache: %s", e->label,
+                         stapling_cache_provider_name(cache),
+                         ocspstaple_strerror(rv, p));
+        }
+        return;
     }
-    else if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, e->s, "OCSPSTAPLE0021: %s: "
-                     "cannot read the %s cache: %s", e->label,
-                     stapling_cache_provider_name(cache),
-                     ocspstaple_strerror(rv, p));
+    /* Newer means fetched later, or the same fetch with a new plan. */
+    if ((rec.fetched_at > e->local.fetched_at
+         || (rec.fetched_at == e->local.fetched_at
+             && rec.next_attempt > e->local.next_attempt))
+        && vet_cached(e, &rec, now, p)) {
+        /* A plan from elsewhere is bounded like our own: never later than
+         * the response's expiry, or than the longest backoff without one. */
+        apr_time_t latest = rec.der_len ? rec.verdict.expires
+                                        : now + REFRESH_BACKOFF_MAX;
+
+        if (rec.next_attempt > latest) {
+            rec.next_attempt = latest;
+        }
+        set_local_locked(e, &rec);
     }
 }
 

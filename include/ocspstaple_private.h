@@ -78,6 +78,7 @@ typedef struct {
     apr_thread_mutex_t *lock;
     stapling_record     local;          /* der is malloc'd, owned here */
     apr_time_t          checked_at;     /* last look into the shared cache */
+    int                 cache_complaint;/* logged a bad cached record once */
 } ocspstaple_entry;
 
 typedef struct ocspstaple_registry ocspstaple_registry;
