@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <apr_file_io.h>
@@ -56,10 +57,33 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 
 /* mod_ssl offers every certificate of every SSL virtual host, whether or
  * not its own stapling is on. Declining leaves it to mod_md or mod_ssl. */
+/* A Must-Staple certificate in a virtual host where we do not staple:
+ * worth a warning, unless mod_ssl or mod_md staples it instead. */
+static void check_must_staple(server_rec *s, const char *pem, apr_pool_t *p)
+{
+    apr_pool_t *scratch;
+    ocsp_cert *cert;
+
+    apr_pool_create(&scratch, p);
+    if (ocsp_cert_parse(&cert, pem, strlen(pem), NULL, scratch) == APR_SUCCESS
+        && ocsp_cert_must_staple(cert)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0050: cert "
+                     "\"%s\" serial %s of server %s is Must-Staple but "
+                     "OCSPUseStapling is off there: unless mod_ssl or mod_md "
+                     "staples it, clients will refuse the site",
+                     ocsp_cert_subject(cert), ocsp_cert_serial(cert),
+                     s->server_hostname);
+    }
+    apr_pool_destroy(scratch);
+}
+
 static int ocsp_prime(server_rec *s, apr_pool_t *p, const char *id,
                       apr_size_t id_len, const char *pem)
 {
     if (!ocspstaple_is_enabled(s)) {
+        if (!is_first_config_pass()) {
+            check_must_staple(s, pem, p);
+        }
         return DECLINED;
     }
     if (is_first_config_pass()) {
@@ -159,6 +183,13 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if ((rv = create_fetch_mutex(s, pconf)) != APR_SUCCESS
         || (rv = ocspstaple_watchdog_register(&state, s, pconf))
            != APR_SUCCESS) {
+        return !OK;
+    }
+    if ((rv = ocspstaple_registry_counters(state.registry, pconf))
+        != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0014: cannot "
+                     "create the shared counters: %s",
+                     ocspstaple_strerror(rv, ptemp));
         return !OK;
     }
     state.store_dir = prepare_store(s, pconf);

@@ -28,6 +28,7 @@ struct ocsp_cert {
     apr_array_header_t *urls;
     const char *subject;
     const char *serial;
+    int must_staple;
 };
 
 static const char *ocsp_resp_status_name(int resp_status);
@@ -87,6 +88,20 @@ static const char *cert_serial(X509 *x, apr_pool_t *p)
     return serial;
 }
 
+/* RFC 7633 TLS Feature extension listing status_request (5): Must-Staple. */
+static int cert_must_staple(X509 *x)
+{
+    STACK_OF(ASN1_INTEGER) *features = X509_get_ext_d2i(x, NID_tlsfeature,
+                                                        NULL, NULL);
+    int i, found = 0;
+
+    for (i = 0; features && i < sk_ASN1_INTEGER_num(features); i++) {
+        found |= ASN1_INTEGER_get(sk_ASN1_INTEGER_value(features, i)) == 5;
+    }
+    sk_ASN1_INTEGER_pop_free(features, ASN1_INTEGER_free);
+    return found;
+}
+
 static apr_array_header_t *cert_urls(X509 *x, apr_pool_t *p)
 {
     STACK_OF(OPENSSL_STRING) *aia = X509_get1_ocsp(x);
@@ -138,6 +153,7 @@ apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
         goto cleanup;
     }
     cert->urls = cert_urls(cert->leaf, p);
+    cert->must_staple = cert_must_staple(cert->leaf);
 
 cleanup:
     BIO_free(bio);
@@ -161,6 +177,11 @@ const char *ocsp_cert_subject(const ocsp_cert *cert)
 const char *ocsp_cert_serial(const ocsp_cert *cert)
 {
     return cert->serial;
+}
+
+int ocsp_cert_must_staple(const ocsp_cert *cert)
+{
+    return cert->must_staple;
 }
 
 /* ---------------------------------------------------------------- request */

@@ -25,12 +25,10 @@ const char *ocsp_store_path(const char *dir, const unsigned char *id,
     return apr_pstrcat(p, dir, "/", name, NULL);
 }
 
-apr_status_t ocsp_store_read(unsigned char **pder, apr_size_t *plen,
-                             apr_time_t *pmtime, const char *dir,
-                             const unsigned char *id, apr_size_t id_len,
-                             apr_size_t max_len, apr_pool_t *p)
+apr_status_t ocsp_file_read(unsigned char **pder, apr_size_t *plen,
+                            apr_time_t *pmtime, const char *path,
+                            apr_size_t max_len, apr_pool_t *p)
 {
-    const char *path = ocsp_store_path(dir, id, id_len, p);
     apr_finfo_t finfo;
     apr_file_t *f = NULL;
     apr_size_t got;

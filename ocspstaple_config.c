@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <apr_file_info.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
@@ -40,6 +41,8 @@ void *ocspstaple_merge_conf(apr_pool_t *p, void *basev, void *addv)
     conf->return_errors = add->return_errors != OCSPSTAPLE_UNSET
                         ? add->return_errors : base->return_errors;
     conf->force_url = add->force_url ? add->force_url : base->force_url;
+    conf->proxy = add->proxy ? add->proxy : base->proxy;
+    conf->files = add->files ? add->files : base->files;
     conf->renew = add->renew.percent != OCSPSTAPLE_UNSET ? add->renew
                                                          : base->renew;
     conf->cache = base->cache;          /* global only */
@@ -77,6 +80,16 @@ const char *ocspstaple_force_url(const server_rec *s)
 stapling_cache *ocspstaple_configured_cache(const server_rec *s)
 {
     return conf_of(s)->cache;
+}
+
+const char *ocspstaple_proxy(const server_rec *s)
+{
+    return conf_of(s)->proxy;
+}
+
+const apr_array_header_t *ocspstaple_files(const server_rec *s)
+{
+    return conf_of(s)->files;
 }
 
 refresh_window ocspstaple_renew_window(const server_rec *s)
@@ -177,18 +190,56 @@ static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_force_url(cmd_parms *cmd, void *dc, const char *arg)
+static int is_http_url(const char *arg, apr_pool_t *p)
 {
     apr_uri_t uri;
 
+    return apr_uri_parse(p, arg, &uri) == APR_SUCCESS && uri.scheme
+        && (!strcasecmp(uri.scheme, "http") || !strcasecmp(uri.scheme, "https"))
+        && uri.hostname && *uri.hostname;
+}
+
+static const char *set_force_url(cmd_parms *cmd, void *dc, const char *arg)
+{
     (void)dc;
-    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme
-        || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))
-        || !uri.hostname || !*uri.hostname) {
+    if (!is_http_url(arg, cmd->pool)) {
         return cmd_error(cmd, "not a responder URL:", arg,
                          "use an http:// or https:// URL with a host");
     }
     conf_for(cmd)->force_url = arg;
+    return NULL;
+}
+
+static const char *set_proxy(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    if (!is_http_url(arg, cmd->pool)) {
+        return cmd_error(cmd, "not a proxy URL:", arg,
+                         "use http://host:port (or https://)");
+    }
+    conf_for(cmd)->proxy = arg;
+    return NULL;
+}
+
+/* Each file must exist now: a typo stops the configuration check rather than
+ * the staple, months later. Which certificate it is for is found at startup
+ * (the one whose response it verifies as). */
+static const char *add_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ocspstaple_conf *conf = conf_for(cmd);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t finfo;
+
+    (void)dc;
+    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool)
+                 != APR_SUCCESS || finfo.filetype != APR_REG) {
+        return cmd_error(cmd, "no such file:", arg,
+                         "give a DER OCSP response file");
+    }
+    if (!conf->files) {
+        conf->files = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(conf->files, const char *) = path;
     return NULL;
 }
 
@@ -262,6 +313,12 @@ const command_rec ocspstaple_cmds[] = {
         "'unknown' statuses (default off)"),
     AP_INIT_TAKE1("OCSPStaplingForceURL", set_force_url, NULL, RSRC_CONF,
         "http(s) URL: the OCSP responder to ask instead of the certificate's"),
+    AP_INIT_TAKE1("OCSPStaplingProxy", set_proxy, NULL, RSRC_CONF,
+        "http://host:port: proxy for all requests to OCSP responders "
+        "(default: the http_proxy/https_proxy/no_proxy environment)"),
+    AP_INIT_ITERATE("OCSPStaplingFile", add_file, NULL, RSRC_CONF,
+        "DER OCSP response file(s) to staple instead of fetching, for the "
+        "certificate each one is for"),
     AP_INIT_TAKE1("OCSPStaplingRenewWindow", set_renew_window, NULL,
         RSRC_CONF, "N% of the validity passed, or a duration before "
         "nextUpdate: when to renew a response (default 50%)"),

@@ -31,6 +31,30 @@ APLOG_USE_MODULE(ocspstaple);
 
 /* ------------------------------------------------------------------ store */
 
+apr_status_t ocspstaple_load_file(stapling_record *rec, const ocsp_cert *cert,
+                                  const char *path, const char **perr,
+                                  apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+
+    memset(rec, 0, sizeof(*rec));
+    rec->source = STAPLING_FROM_FILE;
+    rv = ocsp_file_read((unsigned char **)&rec->der, &rec->der_len,
+                        &rec->fetched_at, path, OCSP_MAX_RESPONSE_SIZE, p);
+    if (rv != APR_SUCCESS) {
+        if (perr) {
+            *perr = ocspstaple_strerror(rv, p);
+        }
+        return rv;
+    }
+    if (rec->fetched_at > now) {
+        rec->fetched_at = now;
+    }
+    return ocsp_response_verify(&rec->verdict, cert, rec->der, rec->der_len,
+                                now, perr, p);
+}
+
 static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
                        apr_time_t now, apr_pool_t *p)
 {
@@ -41,32 +65,48 @@ static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
     const char *why = NULL;
     apr_status_t rv;
 
-    memset(&rec, 0, sizeof(rec));
-    rv = ocsp_store_read((unsigned char **)&rec.der, &rec.der_len,
-                         &rec.fetched_at, st->store_dir, e->id,
-                         OCSPSTAPLE_ID_LEN, OCSP_MAX_RESPONSE_SIZE, p);
+    rv = ocspstaple_load_file(&rec, e->cert, path, &why, p);
     if (rv == APR_ENOENT) {
         return 0;
     }
-    if (rv == APR_SUCCESS) {
-        rv = ocsp_response_verify(&rec.verdict, e->cert, rec.der, rec.der_len,
-                                  now, &why, p);
-    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0031: %s:"
-                     " stored response %s ignored: %s", e->label, path,
-                     why ? why : ocspstaple_strerror(rv, p));
+                     " stored response %s ignored: %s", e->label, path, why);
         return 0;
     }
-    if (rec.fetched_at > now) {
-        rec.fetched_at = now;
-    }
+    rec.source = STAPLING_FROM_STORE;
+    rec.origin = e->origin;
     rec.next_attempt = refresh_renew_at(&rec.verdict, rec.fetched_at, &w,
                                         refresh_random());
     ap_log_error(APLOG_MARK, rec.verdict.cert_status == OCSP_CERT_REVOKED
                  ? APLOG_CRIT : APLOG_INFO, 0, e->s, "OCSPSTAPLE0030: %s: "
                  "stapling the stored response %s: status %s, expires in %"
                  APR_TIME_T_FMT " s", e->label, path,
+                 ocsp_cert_status_str(rec.verdict.cert_status),
+                 apr_time_sec(rec.verdict.expires - now));
+    ocspstaple_publish(st, e, &rec, p);
+    return 1;
+}
+
+/* OCSPStaplingFile: served as it is, never fetched, never past nextUpdate. */
+static int load_static(ocspstaple_state *st, ocspstaple_entry *e,
+                       apr_time_t now, apr_pool_t *p)
+{
+    stapling_record rec;
+    const char *why = NULL;
+
+    if (ocspstaple_load_file(&rec, e->cert, e->static_file, &why, p)
+        != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0060: %s: "
+                     "OCSPStaplingFile %s cannot be used: %s", e->label,
+                     e->static_file, why);
+        return 0;
+    }
+    rec.next_attempt = rec.verdict.expires;
+    rec.origin = e->origin;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, "OCSPSTAPLE0030: %s: "
+                 "stapling OCSPStaplingFile %s: status %s, expires in %"
+                 APR_TIME_T_FMT " s", e->label, e->static_file,
                  ocsp_cert_status_str(rec.verdict.cert_status),
                  apr_time_sec(rec.verdict.expires - now));
     ocspstaple_publish(st, e, &rec, p);
@@ -97,6 +137,119 @@ static void check_capacity(ocspstaple_state *st, server_rec *s,
     }
 }
 
+static int file_in_use(const char *path, const apr_array_header_t *entries)
+{
+    int i;
+
+    for (i = 0; i < entries->nelts; i++) {
+        const char *used = APR_ARRAY_IDX(entries, i, ocspstaple_entry *)
+                               ->static_file;
+
+        if (used && !strcmp(used, path)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* An OCSPStaplingFile that verifies for none of its server's certificates
+ * (another certificate's, expired, not signed by the issuer...). */
+static void warn_unused_files(server_rec *s,
+                              const apr_array_header_t *entries)
+{
+    for (; s; s = s->next) {
+        const apr_array_header_t *files = ocspstaple_files(s);
+        int i;
+
+        for (i = 0; ocspstaple_is_enabled(s) && files && i < files->nelts;
+             i++) {
+            const char *path = APR_ARRAY_IDX(files, i, const char *);
+
+            if (!file_in_use(path, entries)) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0060: "
+                             "OCSPStaplingFile %s of server %s is a valid, "
+                             "unexpired response for none of its "
+                             "certificates; not used", path,
+                             s->server_hostname);
+            }
+        }
+    }
+}
+
+/* Bits of ocspstaple_entry.alerted: each situation is logged once. */
+#define ALERT_MUST_STAPLE   1
+#define ALERT_FILE_EXPIRING 2
+#define ALERT_FILE_EXPIRED  4
+/* An OCSPStaplingFile is announced as expiring this long before, or a
+ * quarter of its validity before when it lives shorter. */
+#define FILE_EXPIRY_WARNING apr_time_from_sec(24 * 3600)
+
+static int alert_once(ocspstaple_entry *e, int bit, int condition)
+{
+    int fire = condition && !(e->alerted & bit);
+
+    e->alerted = condition ? e->alerted | bit : e->alerted & ~bit;
+    return fire;
+}
+
+static void file_alerts(ocspstaple_entry *e, const stapling_record *rec,
+                        apr_time_t now)
+{
+    apr_interval_time_t quarter = (rec->verdict.expires
+                                   - rec->verdict.this_update) / 4;
+    apr_interval_time_t warn_before = quarter < FILE_EXPIRY_WARNING
+                                      ? quarter : FILE_EXPIRY_WARNING;
+
+    if (alert_once(e, ALERT_FILE_EXPIRING, now < rec->verdict.expires
+                   && now >= rec->verdict.expires - warn_before)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0061: %s:"
+                     " OCSPStaplingFile %s expires in %" APR_TIME_T_FMT " s:"
+                     " replace it with a fresh response", e->label,
+                     e->static_file, apr_time_sec(rec->verdict.expires - now));
+    }
+    if (alert_once(e, ALERT_FILE_EXPIRED, now >= rec->verdict.expires)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0062: %s: "
+                     "OCSPStaplingFile %s has expired: not stapling it any "
+                     "more", e->label, e->static_file);
+    }
+}
+
+void ocspstaple_alerts(ocspstaple_state *st, apr_pool_t *p)
+{
+    const apr_array_header_t *entries =
+        ocspstaple_registry_entries(st->registry);
+    apr_time_t now = apr_time_now();
+    stapling_record rec;
+    int i;
+
+    for (i = 0; i < entries->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+        int ok;
+
+        ocspstaple_entry_get_local(e, &rec, p);
+        ok = stapling_record_stapleable(&rec, now, 0);
+        if (e->static_file) {
+            file_alerts(e, &rec, now);
+        }
+        if (!e->must_staple) {
+            continue;
+        }
+        if (!ok && alert_once(e, ALERT_MUST_STAPLE, 1)) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, e->s, "OCSPSTAPLE0051: %s:"
+                         " Must-Staple certificate without a valid OCSP "
+                         "response to staple: clients will refuse this site "
+                         "(%s)", e->label, rec.error ? rec.error
+                         : "no response yet");
+        }
+        else if (ok && (e->alerted & ALERT_MUST_STAPLE)) {
+            alert_once(e, ALERT_MUST_STAPLE, 0);
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, e->s, "OCSPSTAPLE0052: "
+                         "%s: Must-Staple certificate stapled again",
+                         e->label);
+        }
+    }
+}
+
 void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
 {
     const apr_array_header_t *entries =
@@ -109,7 +262,10 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
     for (i = 0; i < entries->nelts; i++) {
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
 
-        if (st->store_dir && load_stored(st, e, now, ptemp)) {
+        if (e->static_file) {
+            stored += load_static(st, e, now, ptemp);
+        }
+        else if (st->store_dir && load_stored(st, e, now, ptemp)) {
             stored++;
         }
         else {
@@ -120,12 +276,14 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
         fetched = ocspstaple_update(st, missing, 1, ptemp);
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
-                 "certificate(s) to staple: %d from the store, %d fetched, %d "
+                 "certificate(s) to staple: %d from store or file, %d fetched, %d "
                  "without a response yet; cache %s, store %s", entries->nelts,
                  stored, fetched, missing->nelts - fetched,
                  stapling_cache_provider_name(st->cache),
                  st->store_dir ? st->store_dir : "off");
     check_capacity(st, s, entries, ptemp);
+    warn_unused_files(s, entries);
+    ocspstaple_alerts(st, ptemp);
 }
 
 /* --------------------------------------------------------------- watchdog */
@@ -172,6 +330,7 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
         }
         apr_global_mutex_unlock(st->fetch_mutex);
     }
+    ocspstaple_alerts(st, p);
     apr_pool_destroy(p);
     return APR_SUCCESS;
 }

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_hash.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_log.h>
@@ -27,15 +29,65 @@ APLOG_USE_MODULE(ocspstaple);
 struct ocspstaple_registry {
     apr_hash_t *by_id;
     apr_array_header_t *entries;     /* ocspstaple_entry *, in prime order */
+    const char *origin;              /* this server, in records it writes */
 };
+
+/* Counters in shared memory, so that the status page adds up every
+ * process: fetches, failures and staples served, per certificate. */
+apr_status_t ocspstaple_registry_counters(ocspstaple_registry *reg,
+                                          apr_pool_t *pconf)
+{
+    apr_size_t size = sizeof(apr_uint32_t) * OCSPSTAPLE_COUNTERS
+                      * (reg->entries->nelts ? reg->entries->nelts : 1);
+    apr_uint32_t *base;
+    apr_shm_t *shm;
+    apr_status_t rv;
+    int i;
+
+    if ((rv = apr_shm_create(&shm, size, NULL, pconf)) != APR_SUCCESS) {
+        return rv;
+    }
+    base = apr_shm_baseaddr_get(shm);
+    memset(base, 0, size);
+    for (i = 0; i < reg->entries->nelts; i++) {
+        APR_ARRAY_IDX(reg->entries, i, ocspstaple_entry *)->counters =
+            base + i * OCSPSTAPLE_COUNTERS;
+    }
+    return APR_SUCCESS;
+}
+
+void ocspstaple_count(ocspstaple_entry *e, ocspstaple_counter which)
+{
+    if (e->counters) {
+        apr_atomic_inc32(&e->counters[which]);
+    }
+}
+
+apr_uint32_t ocspstaple_counter_value(const ocspstaple_entry *e,
+                                      ocspstaple_counter which)
+{
+    return e->counters ? apr_atomic_read32(&e->counters[which]) : 0;
+}
 
 ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf)
 {
     ocspstaple_registry *reg = apr_pcalloc(pconf, sizeof(*reg));
 
+    char host[APRMAXHOSTLEN + 1];
+
     reg->by_id = apr_hash_make(pconf);
     reg->entries = apr_array_make(pconf, 16, sizeof(ocspstaple_entry *));
+    if (apr_gethostname(host, sizeof(host), pconf) != APR_SUCCESS) {
+        apr_cpystrn(host, "localhost", sizeof(host));
+    }
+    /* The parent's pid tells apart servers that share a cache on one host. */
+    reg->origin = apr_psprintf(pconf, "%s/%" APR_PID_T_FMT, host, getpid());
     return reg;
+}
+
+const char *ocspstaple_registry_origin(const ocspstaple_registry *reg)
+{
+    return reg->origin;
 }
 
 static apr_status_t entry_cleanup(void *data)
@@ -72,6 +124,29 @@ static const apr_array_header_t *responder_urls(server_rec *s,
     return urls;
 }
 
+/* OCSPStaplingFile: the first of the server's files that verifies as a
+ * response for this certificate now, or NULL. */
+static const char *find_static_file(server_rec *s, const ocsp_cert *cert,
+                                    apr_pool_t *pconf)
+{
+    const apr_array_header_t *files = ocspstaple_files(s);
+    stapling_record rec;
+    apr_pool_t *p;
+    const char *found = NULL;
+    int i;
+
+    apr_pool_create(&p, pconf);
+    for (i = 0; files && i < files->nelts && !found; i++) {
+        const char *path = APR_ARRAY_IDX(files, i, const char *);
+
+        if (ocspstaple_load_file(&rec, cert, path, NULL, p) == APR_SUCCESS) {
+            found = path;
+        }
+    }
+    apr_pool_destroy(p);
+    return found;
+}
+
 static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
                                const char *id, const char *pem,
                                apr_pool_t *pconf)
@@ -90,12 +165,17 @@ static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
     }
     memcpy(e->id, id, OCSPSTAPLE_ID_LEN);
     e->label = entry_label(e->cert, e->id, pconf);
+    e->must_staple = ocsp_cert_must_staple(e->cert);
+    e->static_file = find_static_file(s, e->cert, pconf);
     e->urls = responder_urls(s, e->cert, pconf);
-    if (e->urls->nelts == 0) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0001: %s: no "
-                     "OCSP responder URL in the certificate and no "
-                     "OCSPStaplingForceURL for server %s; not stapling",
-                     e->label, s->server_hostname);
+    if (e->urls->nelts == 0 && !e->static_file) {
+        ap_log_error(APLOG_MARK, e->must_staple ? APLOG_CRIT : APLOG_INFO, 0,
+                     s, "OCSPSTAPLE0001: %s: no OCSP responder URL in the "
+                     "certificate and no OCSPStaplingForceURL or "
+                     "OCSPStaplingFile for server %s; not stapling%s",
+                     e->label, s->server_hostname, e->must_staple
+                     ? " although the certificate is Must-Staple: clients "
+                       "will refuse this site" : "");
         return APR_ENOENT;
     }
     e->s = s;
@@ -129,6 +209,7 @@ apr_status_t ocspstaple_registry_add(ocspstaple_registry *reg, server_rec *s,
     if ((rv = entry_make(&e, s, id, pem, pconf)) != APR_SUCCESS) {
         return rv;
     }
+    e->origin = reg->origin;
     apr_hash_set(reg->by_id, e->id, OCSPSTAPLE_ID_LEN, e);
     APR_ARRAY_PUSH(reg->entries, ocspstaple_entry *) = e;
     return APR_SUCCESS;
@@ -206,6 +287,9 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
 
         v.expires = rec->verdict.expires < cap ? rec->verdict.expires : cap;
         rec->verdict = v;
+        if (rec->origin && strcmp(rec->origin, e->origin)) {
+            rec->source = STAPLING_FROM_SHARED;   /* another server's fetch */
+        }
         return 1;
     }
     if (!e->cache_complaint) {
@@ -264,6 +348,9 @@ int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
 {
     int due;
 
+    if (e->static_file) {
+        return 0;                     /* OCSPStaplingFile: never fetched */
+    }
     apr_thread_mutex_lock(e->lock);
     if (now >= e->local.next_attempt) {
         /* Another process, or server, may have renewed it meanwhile. */
@@ -306,6 +393,7 @@ int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
         /* cb copies the DER: mod_ssl hands OpenSSL its own buffer. */
         cb(e->local.der, e->local.der_len, userdata);
         stapled = 1;
+        ocspstaple_count(e, OCSPSTAPLE_STAPLES);
     }
     apr_thread_mutex_unlock(e->lock);
     return stapled;

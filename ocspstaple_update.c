@@ -109,6 +109,9 @@ static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
     memset(&rec, 0, sizeof(rec));
     rec.verdict = ans->verdict;
     rec.fetched_at = now;
+    rec.attempted_at = now;
+    rec.source = STAPLING_FROM_RESPONDER;
+    rec.origin = e->origin;
     rec.next_attempt = refresh_renew_at(&ans->verdict, now, &w,
                                         refresh_random());
     rec.der = ans->der;
@@ -129,6 +132,7 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
     int have_good = stapling_record_stapleable(prev, now, 0);
     stapling_record rec = *prev;
 
+    rec.attempted_at = now;
     rec.failures = prev->failures + 1;
     rec.next_attempt = refresh_retry_at(now, rec.failures, have_good,
                                         refresh_random());
@@ -143,6 +147,8 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
         rec.verdict = job->answer->verdict;
         rec.verdict.expires = now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
         rec.fetched_at = now;
+        rec.source = STAPLING_FROM_RESPONDER;
+        rec.origin = e->origin;
         rec.der = job->answer->der;
         rec.der_len = job->answer->der_len;
     }
@@ -162,6 +168,7 @@ int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
         apr_array_header_t *first;
 
         opts->timeout = ocspstaple_timeout(e->s);
+        opts->proxy = ocspstaple_proxy(e->s);
         jobs[i].cert = e->cert;
         jobs[i].urls = e->urls;
         jobs[i].opts = opts;
@@ -177,11 +184,13 @@ int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
     for (i = 0; i < n; i++) {
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
 
+        ocspstaple_count(e, OCSPSTAPLE_FETCHES);
         if (jobs[i].rv == APR_SUCCESS) {
             update_ok(st, e, &prev[i], &jobs[i], ptemp);
             ok++;
         }
         else {
+            ocspstaple_count(e, OCSPSTAPLE_FAILURES);
             update_failed(st, e, &prev[i], &jobs[i], ptemp);
         }
     }

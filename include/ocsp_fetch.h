@@ -81,6 +81,9 @@ const apr_array_header_t *ocsp_cert_urls(const ocsp_cert *cert);
 /* One-line subject ("CN=www.example.org, O=Example"), serial in hex. */
 const char *ocsp_cert_subject(const ocsp_cert *cert);
 const char *ocsp_cert_serial(const ocsp_cert *cert);
+/* Whether the certificate demands a staple (TLS Feature status_request,
+ * "Must-Staple", RFC 7633): clients that honour it refuse the site without. */
+int ocsp_cert_must_staple(const ocsp_cert *cert);
 
 /* The DER OCSPRequest for this certificate (no nonce: stapled responses are
  * shared by every client). */

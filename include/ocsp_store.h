@@ -17,12 +17,12 @@
 const char *ocsp_store_path(const char *dir, const unsigned char *id,
                             apr_size_t id_len, apr_pool_t *p);
 
-/* Reads the stored DER of id (at most max_len bytes) and its modification
- * time. APR_ENOENT when there is none; APR_ENOSPC when it is larger. */
-apr_status_t ocsp_store_read(unsigned char **pder, apr_size_t *plen,
-                             apr_time_t *pmtime, const char *dir,
-                             const unsigned char *id, apr_size_t id_len,
-                             apr_size_t max_len, apr_pool_t *p);
+/* Reads a DER file (at most max_len bytes) and its modification time: a
+ * stored response (see ocsp_store_path) or an OCSPStaplingFile. APR_ENOENT
+ * when there is none; APR_ENOSPC when it is larger. */
+apr_status_t ocsp_file_read(unsigned char **pder, apr_size_t *plen,
+                            apr_time_t *pmtime, const char *path,
+                            apr_size_t max_len, apr_pool_t *p);
 
 /* Replaces the stored DER of id atomically, mode 0600. */
 apr_status_t ocsp_store_write(const char *dir, const unsigned char *id,

@@ -42,6 +42,8 @@ typedef struct {
     apr_interval_time_t timeout;        /* OCSPStaplingResponderTimeout */
     int                 return_errors;  /* OCSPStaplingReturnResponderErrors */
     const char         *force_url;      /* OCSPStaplingForceURL */
+    const char         *proxy;          /* OCSPStaplingProxy */
+    apr_array_header_t *files;          /* OCSPStaplingFile (paths) */
     refresh_window      renew;          /* OCSPStaplingRenewWindow */
     stapling_cache     *cache;          /* OCSPStaplingCache (main server) */
     const char         *store_dir;      /* OCSPStaplingStore (main server) */
@@ -58,6 +60,8 @@ int ocspstaple_returns_errors(const server_rec *s);
 const char *ocspstaple_force_url(const server_rec *s);
 stapling_cache *ocspstaple_configured_cache(const server_rec *s);
 refresh_window ocspstaple_renew_window(const server_rec *s);
+const char *ocspstaple_proxy(const server_rec *s);
+const apr_array_header_t *ocspstaple_files(const server_rec *s);
 /* The absolute store directory, or NULL when it is off. */
 const char *ocspstaple_store_dir(const server_rec *s, apr_pool_t *p);
 
@@ -73,15 +77,29 @@ typedef struct {
     const apr_array_header_t *urls;     /* OCSPStaplingForceURL, or the AIA's */
     server_rec         *s;              /* first vhost: the settings used */
     const char         *vhosts;         /* every vhost serving it, for logs */
+    const char         *origin;         /* this server, see registry_origin */
 
     /* This process's copy of the newest record: the handshake fast path. */
     apr_thread_mutex_t *lock;
     stapling_record     local;          /* der is malloc'd, owned here */
     apr_time_t          checked_at;     /* last look into the shared cache */
     int                 cache_complaint;/* logged a bad cached record once */
+
+    int                 must_staple;    /* TLS Feature status_request */
+    const char         *static_file;    /* OCSPStaplingFile serving it */
+    apr_uint32_t       *counters;       /* OCSPSTAPLE_COUNTERS, shared */
+    int                 alerted;        /* Must-Staple outage or file expiry
+                                           already logged (watchdog only) */
 } ocspstaple_entry;
 
 typedef struct ocspstaple_registry ocspstaple_registry;
+
+typedef enum {
+    OCSPSTAPLE_FETCHES = 0,
+    OCSPSTAPLE_FAILURES = 1,
+    OCSPSTAPLE_STAPLES = 2,
+    OCSPSTAPLE_COUNTERS = 3
+} ocspstaple_counter;
 
 /* Everything of one configuration generation, rebuilt on each (graceful)
  * restart; children inherit it. */
@@ -96,6 +114,8 @@ typedef struct {
 #define OCSPSTAPLE_FETCH_MUTEX "ocspstaple-fetch"
 
 ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf);
+/* "host/pid of the parent": who fetched a record, in a shared cache. */
+const char *ocspstaple_registry_origin(const ocspstaple_registry *reg);
 /* From the prime hook: APR_SUCCESS when the certificate is ours to staple,
  * APR_ENOENT when it has no responder URL (logged). */
 apr_status_t ocspstaple_registry_add(ocspstaple_registry *reg, server_rec *s,
@@ -106,6 +126,18 @@ ocspstaple_entry *ocspstaple_registry_find(const ocspstaple_registry *reg,
 /* ocspstaple_entry *, in the order mod_ssl offered them. */
 const apr_array_header_t *ocspstaple_registry_entries(
     const ocspstaple_registry *reg);
+/* post_config: the shared counters, once every certificate is known. */
+apr_status_t ocspstaple_registry_counters(ocspstaple_registry *reg,
+                                          apr_pool_t *pconf);
+void ocspstaple_count(ocspstaple_entry *e, ocspstaple_counter which);
+apr_uint32_t ocspstaple_counter_value(const ocspstaple_entry *e,
+                                      ocspstaple_counter which);
+
+/* Reads and verifies a DER response file for cert (OCSPStaplingFile and the
+ * store): a record with source file. *perr says why not. */
+apr_status_t ocspstaple_load_file(stapling_record *rec, const ocsp_cert *cert,
+                                  const char *path, const char **perr,
+                                  apr_pool_t *p);
 
 /* The process-local copy. set_local copies rec (DER included). */
 void ocspstaple_entry_set_local(ocspstaple_entry *e, const stapling_record *rec);
@@ -152,6 +184,10 @@ void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
 /* Startup: serves valid responses from the store, fetches what is missing
  * (before any child starts), and warns when the cache is too small. */
 void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp);
+
+/* Logs, once per episode, a Must-Staple certificate without a valid response
+ * and an OCSPStaplingFile about to expire or expired (startup, watchdog). */
+void ocspstaple_alerts(ocspstaple_state *st, apr_pool_t *p);
 
 /* Background refresh: registers a mod_watchdog singleton that renews due
  * responses in one child process. */

@@ -94,7 +94,10 @@ static stapling_record sample(void)
     rec.verdict.revoked_at = SEC(50);
     rec.verdict.revoke_reason = 1;
     rec.fetched_at = SEC(110);
+    rec.attempted_at = SEC(120);
     rec.next_attempt = SEC(150);
+    rec.source = STAPLING_FROM_SHARED;
+    rec.origin = "web2.example.org";
     rec.failures = 3;
     rec.der = der;
     rec.der_len = sizeof(der);
@@ -112,10 +115,12 @@ static void test_record_roundtrip(apr_pool_t *p)
     ok(stapling_record_decode(&out, buf, len, p) == APR_SUCCESS, "decode");
     ok(!memcmp(&in.verdict, &out.verdict, sizeof(in.verdict))
        && in.fetched_at == out.fetched_at
+       && in.attempted_at == out.attempted_at && in.source == out.source
        && in.next_attempt == out.next_attempt && in.failures == out.failures,
        "every field survives the round trip");
     ok(out.der_len == in.der_len && !memcmp(out.der, in.der, in.der_len)
-       && !strcmp(out.error, in.error), "DER and error text survive");
+       && !strcmp(out.error, in.error) && !strcmp(out.origin, in.origin),
+       "DER, error text and origin survive");
 }
 
 static void test_record_corrupt(apr_pool_t *p)
