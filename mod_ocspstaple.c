@@ -17,6 +17,7 @@
 #include <http_core.h>
 #include <http_log.h>
 #include <util_mutex.h>
+#include <mod_status.h>
 #include <unixd.h>
 
 #include "ocspstaple_private.h"
@@ -238,6 +239,16 @@ static int ocsp_get_resp(server_rec *s, conn_rec *c, const char *id,
     return DECLINED;
 }
 
+static int status_handler(request_rec *r)
+{
+    return ocspstaple_status_handler(&state, r);
+}
+
+static int status_summary(request_rec *r, int flags)
+{
+    return state.registry ? ocspstaple_status_summary(&state, r, flags) : OK;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     static const char *const after_ssl[] = { "mod_ssl.c", NULL };
@@ -248,6 +259,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_ocsp_prime_hook(ocsp_prime, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_ocsp_get_resp_hook(ocsp_get_resp, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, status_summary, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(ocspstaple) = {

@@ -199,4 +199,12 @@ apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
 int ocspstaple_fetch_cold(ocspstaple_state *st, ocspstaple_entry *e,
                           apr_pool_t *p);
 
+/* ------------------------------------------------------------------- status */
+
+/* The ocspstaple-status handler: HTML, or JSON with ?format=json. */
+int ocspstaple_status_handler(ocspstaple_state *st, request_rec *r);
+/* A summary on mod_status's server-status page. */
+int ocspstaple_status_summary(ocspstaple_state *st, request_rec *r,
+                              int flags);
+
 #endif /* OCSPSTAPLE_PRIVATE_H */
