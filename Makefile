@@ -15,7 +15,7 @@ EXTRA_LDFLAGS ?=
 
 MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_registry.c \
              ocspstaple_update.c ocspstaple_refresh.c ocspstaple_status.c \
-             ocsp_store.c \
+             ocspstaple_coexist.c ocsp_store.c \
              ocsp_fetch.c ocsp_http.c refresh_policy.c stapling_record.c \
              stapling_cache.c
 HEADERS    = $(wildcard include/*.h)

@@ -164,7 +164,11 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     apr_status_t rv;
 
     (void)plog;
-    if (is_first_config_pass() || n == 0) {
+    if (is_first_config_pass()) {
+        return OK;
+    }
+    ocspstaple_check_coexistence(s, ptemp);
+    if (n == 0) {
         return OK;
     }
     if (!fetch_ready) {
@@ -257,8 +261,10 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, after_ssl, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_ssl_ocsp_prime_hook(ocsp_prime, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_ssl_ocsp_get_resp_hook(ocsp_get_resp, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First: a certificate of a virtual host with OCSPUseStapling on is
+     * ours even when mod_md (MDStapling) would also take it. */
+    ap_hook_ssl_ocsp_prime_hook(ocsp_prime, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_ssl_ocsp_get_resp_hook(ocsp_get_resp, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, status_summary, NULL, NULL,
                       APR_HOOK_MIDDLE);

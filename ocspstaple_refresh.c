@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <httpd.h>
@@ -176,7 +177,8 @@ static void warn_unused_files(server_rec *s,
     }
 }
 
-/* Bits of ocspstaple_entry.alerted: each situation is logged once. */
+/* Alert bits, shared by all processes (OCSPSTAPLE_ALERTS counter): each
+ * situation is logged once per episode by whichever process sees it first. */
 #define ALERT_MUST_STAPLE   1
 #define ALERT_FILE_EXPIRING 2
 #define ALERT_FILE_EXPIRED  4
@@ -184,12 +186,23 @@ static void warn_unused_files(server_rec *s,
  * quarter of its validity before when it lives shorter. */
 #define FILE_EXPIRY_WARNING apr_time_from_sec(24 * 3600)
 
-static int alert_once(ocspstaple_entry *e, int bit, int condition)
-{
-    int fire = condition && !(e->alerted & bit);
+enum { ALERT_UNCHANGED, ALERT_RAISED, ALERT_CLEARED };
 
-    e->alerted = condition ? e->alerted | bit : e->alerted & ~bit;
-    return fire;
+/* Sets the bit when condition holds, clears it otherwise; says whether this
+ * call changed it, so exactly one process logs each change. */
+static int alert_flip(ocspstaple_entry *e, apr_uint32_t bit, int condition)
+{
+    apr_uint32_t *bits = ocspstaple_alert_bits(e);
+    apr_uint32_t old, new;
+
+    do {
+        old = apr_atomic_read32(bits);
+        new = condition ? old | bit : old & ~bit;
+        if (new == old) {
+            return ALERT_UNCHANGED;
+        }
+    } while (apr_atomic_cas32(bits, new, old) != old);
+    return condition ? ALERT_RAISED : ALERT_CLEARED;
 }
 
 static void file_alerts(ocspstaple_entry *e, const stapling_record *rec,
@@ -200,14 +213,16 @@ static void file_alerts(ocspstaple_entry *e, const stapling_record *rec,
     apr_interval_time_t warn_before = quarter < FILE_EXPIRY_WARNING
                                       ? quarter : FILE_EXPIRY_WARNING;
 
-    if (alert_once(e, ALERT_FILE_EXPIRING, now < rec->verdict.expires
-                   && now >= rec->verdict.expires - warn_before)) {
+    if (alert_flip(e, ALERT_FILE_EXPIRING, now < rec->verdict.expires
+                   && now >= rec->verdict.expires - warn_before)
+        == ALERT_RAISED) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0061: %s:"
                      " OCSPStaplingFile %s expires in %" APR_TIME_T_FMT " s:"
                      " replace it with a fresh response", e->label,
                      e->static_file, apr_time_sec(rec->verdict.expires - now));
     }
-    if (alert_once(e, ALERT_FILE_EXPIRED, now >= rec->verdict.expires)) {
+    if (alert_flip(e, ALERT_FILE_EXPIRED, now >= rec->verdict.expires)
+        == ALERT_RAISED) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0062: %s: "
                      "OCSPStaplingFile %s has expired: not stapling it any "
                      "more", e->label, e->static_file);
@@ -234,18 +249,19 @@ void ocspstaple_alerts(ocspstaple_state *st, apr_pool_t *p)
         if (!e->must_staple) {
             continue;
         }
-        if (!ok && alert_once(e, ALERT_MUST_STAPLE, 1)) {
+        switch (alert_flip(e, ALERT_MUST_STAPLE, !ok)) {
+        case ALERT_RAISED:
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, e->s, "OCSPSTAPLE0051: %s:"
                          " Must-Staple certificate without a valid OCSP "
                          "response to staple: clients will refuse this site "
                          "(%s)", e->label, rec.error ? rec.error
                          : "no response yet");
-        }
-        else if (ok && (e->alerted & ALERT_MUST_STAPLE)) {
-            alert_once(e, ALERT_MUST_STAPLE, 0);
+            break;
+        case ALERT_CLEARED:
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, e->s, "OCSPSTAPLE0052: "
                          "%s: Must-Staple certificate stapled again",
                          e->label);
+            break;
         }
     }
 }
@@ -312,7 +328,7 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
     apr_pool_t *p;
 
     if (state == AP_WATCHDOG_STATE_STARTING) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
                      "OCSPSTAPLE0040: background refresh runs in process %"
                      APR_PID_T_FMT, getpid());
     }
@@ -351,9 +367,12 @@ apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
                      "load it (LoadModule watchdog_module ...)");
         return APR_ENOTIMPL;
     }
-    /* parent 0: runs in a child, with worker privileges; singleton 1: in
-     * exactly one child at a time, another one taking over when it exits. */
-    rv = get_instance(&wd, WATCHDOG_NAME, 0, 1, pconf);
+    /* parent 0: in the children, with worker privileges. Not a singleton:
+     * mod_watchdog hands a singleton to a new child only after a second or
+     * two, so busy child recycling (MaxConnectionsPerChild) could starve it.
+     * Every child checks instead; the fetch mutex and the plan shared in the
+     * cache make one of them fetch, once. */
+    rv = get_instance(&wd, WATCHDOG_NAME, 0, 0, pconf);
     if (rv == APR_SUCCESS) {
         rv = register_callback(wd, WATCHDOG_INTERVAL, st, watchdog_tick);
     }

@@ -63,6 +63,11 @@ void ocspstaple_count(ocspstaple_entry *e, ocspstaple_counter which)
     }
 }
 
+apr_uint32_t *ocspstaple_alert_bits(ocspstaple_entry *e)
+{
+    return &e->counters[OCSPSTAPLE_ALERTS];
+}
+
 apr_uint32_t ocspstaple_counter_value(const ocspstaple_entry *e,
                                       ocspstaple_counter which)
 {

@@ -88,8 +88,7 @@ typedef struct {
     int                 must_staple;    /* TLS Feature status_request */
     const char         *static_file;    /* OCSPStaplingFile serving it */
     apr_uint32_t       *counters;       /* OCSPSTAPLE_COUNTERS, shared */
-    int                 alerted;        /* Must-Staple outage or file expiry
-                                           already logged (watchdog only) */
+
 } ocspstaple_entry;
 
 typedef struct ocspstaple_registry ocspstaple_registry;
@@ -98,7 +97,8 @@ typedef enum {
     OCSPSTAPLE_FETCHES = 0,
     OCSPSTAPLE_FAILURES = 1,
     OCSPSTAPLE_STAPLES = 2,
-    OCSPSTAPLE_COUNTERS = 3
+    OCSPSTAPLE_ALERTS = 3,              /* bits, see ocspstaple_alerts */
+    OCSPSTAPLE_COUNTERS = 4
 } ocspstaple_counter;
 
 /* Everything of one configuration generation, rebuilt on each (graceful)
@@ -130,6 +130,8 @@ const apr_array_header_t *ocspstaple_registry_entries(
 apr_status_t ocspstaple_registry_counters(ocspstaple_registry *reg,
                                           apr_pool_t *pconf);
 void ocspstaple_count(ocspstaple_entry *e, ocspstaple_counter which);
+/* The shared alert bits of e. */
+apr_uint32_t *ocspstaple_alert_bits(ocspstaple_entry *e);
 apr_uint32_t ocspstaple_counter_value(const ocspstaple_entry *e,
                                       ocspstaple_counter which);
 
@@ -198,6 +200,10 @@ apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
  * due; never waits for another fetch. Returns 1 when it fetched. */
 int ocspstaple_fetch_cold(ocspstaple_state *st, ocspstaple_entry *e,
                           apr_pool_t *p);
+
+/* Startup notices where SSLUseStapling or MDStapling ask for stapling of a
+ * virtual host whose certificates we staple. */
+void ocspstaple_check_coexistence(server_rec *main_s, apr_pool_t *p);
 
 /* ------------------------------------------------------------------- status */
 

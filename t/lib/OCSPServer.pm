@@ -7,15 +7,18 @@ package OCSPServer;
 # Independent of Apache::Test's server, so these tests can stop, restart and
 # reconfigure servers at will.
 #
-#   my $w    = OCSPServer::workdir();                 # t/logs/<test>, fresh
-#   my $pki  = OCSPServer::pki("$w/pki", $port);      # scripts/mkpki.sh
-#   my $resp = OCSPServer::Responder->new(dir => $w, port => $port, pki => $pki);
+#   my ($w, $pki, $resp) = OCSPServer::setup();  # t/logs/<test>, PKI, responder
 #   $resp->start(nmin => 1);   $resp->restart(delay => 8);   $resp->stop;
 #   my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, mpm => 'prefork',
-#               mpm_conf => { StartServers => 4 },
+#               mpm_conf => { StartServers => 4 }, store => "$w/store",
 #               vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
-#   $h->start;  $h->graceful;  $h->restart;  $h->stop;
-#   my $r = OCSPServer::handshake($h->port, 'rsa.test');   # ->{stapled} ...
+#   $h->start;  $h->graceful;  $h->restart;  $h->stop;   # bounded waits
+#   $h->wait_for_log(qr/OCSPSTAPLE0002/, 60, $offset, 2);
+#   my $r = OCSPServer::handshake($h->port, 'rsa.test'); # ->{stapled}, ...
+#   $resp->requests('good');                             # responder log lines
+#
+# Run one scenario on its own (never as root):
+#   runuser -u ocspstaple-test -- env PATH=$PATH prove -v -I t/lib t/30-renew.t
 #
 # Every responder and httpd started here is stopped by PID in an END block,
 # also when a test dies, is interrupted (INT/TERM) or hits its deadline.
@@ -25,12 +28,12 @@ use warnings FATAL => 'all';
 
 use Exporter 'import';
 use Cwd qw(abs_path);
-use Digest::SHA qw(sha1_hex);
+use Digest::SHA ();
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
-use MIME::Base64 qw(decode_base64);
-use POSIX qw(WNOHANG);
+use MIME::Base64 ();
+use POSIX ();
 use Time::HiRes qw(time sleep);
 use Time::Local qw(timegm);
 
@@ -40,7 +43,8 @@ use Time::Local qw(timegm);
 use OCSPTest ();
 
 our @EXPORT_OK = qw(setup workdir pki free_port handshake describe wait_until
-                    deadline hanging_listener update_ok_re update_failed_re);
+                    deadline hanging_listener update_ok_re update_failed_re
+                    handshakes_parallel);
 
 our $ROOT = abs_path($ENV{OCSP_ROOT} // dirname(__FILE__) . '/../..');
 our $MODULE = do {
@@ -57,6 +61,14 @@ my $OWNER = $$;               # END must not run in forked children
 my %LIVE;                     # "$obj" => $obj: everything to stop at the end
 
 # ---- process-wide guards --------------------------------------------------
+# httpd without a User directive would hand its children to uid -1 when
+# started as root: these scenarios run as an unprivileged user (`make test`
+# switches to ocspstaple-test by itself).
+if ($> == 0) {
+    require Test::More;
+    Test::More::plan(skip_all => 'runs as an unprivileged user: use make test, '
+        . "or runuser -u ocspstaple-test -- prove -I t/lib $0");
+}
 $SIG{INT}  = sub { print STDERR "# interrupted\n"; exit 130 };
 $SIG{TERM} = sub { print STDERR "# terminated\n";  exit 143 };
 
@@ -193,6 +205,43 @@ sub handshake {
     ($r{verify}) = $out =~ /Verify return code: (\d+)/;
     $r{connected} = $out =~ /^(?:New|Reused), TLSv/m ? 1 : 0;
     return \%r;
+}
+
+# handshakes_parallel(N, PORT, SERVERNAME, %opts): N handshakes at once
+# (one process each); returns their results (elapsed, stapled, connected,
+# this_update, next_update, cert_status), output not included.
+sub handshakes_parallel {
+    my ($n, $port, $servername, %o) = @_;
+    my @kids;
+    for (1 .. $n) {
+        pipe(my $rd, my $wr) or die "pipe: $!";
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            close $rd;
+            my $r = handshake($port, $servername, %o);
+            print $wr join(' ', map { $r->{$_} // '-' }
+                qw(elapsed stapled connected this_update next_update cert_status time)), "\n";
+            close $wr;
+            POSIX::_exit(0);          # no END blocks in the child
+        }
+        close $wr;
+        push @kids, [$pid, $rd];
+    }
+    my @results;
+    for my $k (@kids) {
+        my ($pid, $rd) = @$k;
+        my $line = <$rd> // '';
+        close $rd;
+        waitpid($pid, 0);
+        my %r;
+        @r{qw(elapsed stapled connected this_update next_update cert_status time)} = split ' ', $line;
+        $_ eq '-' and $_ = undef for values %r;
+        $r{elapsed} //= 0;
+        $r{stapled} //= 0;
+        $r{connected} //= 0;
+        push @results, \%r;
+    }
+    return @results;
 }
 
 my %MON = (Jan => 0, Feb => 1, Mar => 2, Apr => 3, May => 4, Jun => 5,
@@ -397,6 +446,18 @@ sub wait_for_log {
     }, 0.1);
     return () if @m < $count;
     return wantarray ? @m : $m[-1];
+}
+
+# The numbers of the last startup summary (OCSPSTAPLE0012) after OFFSET:
+# { certs, stored, fetched, missing, line }, or undef when there is none.
+sub summary {
+    my ($self, $offset) = @_;
+    my ($line) = reverse $self->log_lines(qr/OCSPSTAPLE0012: /, $offset);
+    return undef unless $line;
+    my %s = (line => $line);
+    @s{qw(certs stored fetched missing)} = $line =~
+        /(\d+) certificate\(s\) to staple: (\d+) from [^,]*, (\d+) fetched, (\d+) without/;
+    return \%s;
 }
 
 # The parent's PID: the one we started (remembered, so that a vanished or
@@ -615,12 +676,13 @@ sub stop {
     return 1;
 }
 
-# Processes of this server right now (parent and children).
+# Processes of this server right now (parent and children; their number in
+# scalar context).
 sub processes {
     my ($self) = @_;
     my $pid = $self->pid;
-    return () unless $self->_is_ours($pid);
-    return ($pid, grep { $self->_is_ours($_) } _children($pid));
+    my @p = $self->_is_ours($pid) ? ($pid, grep { $self->_is_ours($_) } _children($pid)) : ();
+    return wantarray ? @p : scalar @p;
 }
 
 1;

@@ -7,9 +7,10 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes qw(time sleep);
 use OCSPServer qw(setup handshake describe);
 
-plan tests => 16;
+plan tests => 17;
 OCSPServer::deadline(150);
 
 my ($w, $pki, $resp) = setup();
@@ -47,6 +48,9 @@ sub first_staple {
 
 my $off = $h->log_size;
 ok($h->start, 'start with the responder down') or BAIL_OUT('no server');
+my $sum = $h->summary($off) // {};
+is(join(' ', map { $sum->{$_} // '-' } qw(certs stored fetched missing)), '2 2 0 0',
+   'startup summary: both certificates from the store') or diag($sum->{line} // 'no OCSPSTAPLE0012 line');
 first_staple('start', $off);
 
 $off = $h->log_size;

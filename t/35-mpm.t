@@ -7,6 +7,7 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes qw(time sleep);
 use OCSPServer qw(setup handshake describe);
 
 my @MPMS = qw(prefork worker event);
