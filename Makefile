@@ -3,6 +3,10 @@
 #   make install    install the module (apxs -i) and, on Debian, the a2enmod files
 #   make test       the whole test suite (installs missing Debian packages)
 #   make demo       throw-away PKI + responder + private Apache, shows a staple
+#   make test-asan  the whole suite against an ASAN+UBSAN build (build/asan),
+#                   then `make valgrind`; fails on any sanitizer report
+#   make valgrind   the unit tests under valgrind (errors and leaks fail)
+#   make fuzz       libFuzzer harnesses (clang), FUZZ_SECONDS (60) each
 #   make clean
 
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -27,8 +31,15 @@ APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null)
 
 UNIT_BIN   = t/unit/test_ocsp_fetch
 UNIT_BIN2  = t/unit/test_policy_record
+# The fuzz harnesses (fuzz/) as plain programs that replay inputs once:
+# t/03-fuzz-replay.t runs the seed corpus and the regression inputs with them.
+FUZZ_TARGETS = fuzz_verify fuzz_record fuzz_cert
+FUZZ_LIB_SRC = ocsp_fetch.c ocsp_http.c stapling_record.c refresh_policy.c
+FUZZ_COMMON  = fuzz/fuzz_common.c fuzz/fuzz_common.h
+REPLAY_BINS  = $(FUZZ_TARGETS:%=t/unit/replay_%)
 
-.PHONY: all install test demo clean deps unit
+.PHONY: all install test demo clean deps unit test-asan asan-build asan-deps \
+        valgrind fuzz fuzz-build fuzz-deps
 
 all: $(MODULE)
 
@@ -53,7 +64,12 @@ $(UNIT_BIN2): t/unit/test_policy_record.c refresh_policy.c stapling_record.c \
 	    t/unit/test_policy_record.c refresh_policy.c stapling_record.c \
 	    $(EXTRA_LDFLAGS) $(APR_LIBS)
 
-unit: $(UNIT_BIN) $(UNIT_BIN2)
+t/unit/replay_%: fuzz/%.c fuzz/replay.c $(FUZZ_COMMON) $(FUZZ_LIB_SRC) $(HEADERS) Makefile
+	$(CC) $(WARN) -g -Iinclude -Ifuzz $(APR_CFLAGS) $(EXTRA_CFLAGS) \
+	    -DFUZZ_DIR='"$(CURDIR)/fuzz"' -o $@ $< fuzz/replay.c fuzz/fuzz_common.c \
+	    $(FUZZ_LIB_SRC) $(EXTRA_LDFLAGS) $(APR_LIBS) $(LIBS)
+
+unit: $(UNIT_BIN) $(UNIT_BIN2) $(REPLAY_BINS)
 
 deps:
 	@./scripts/deps.sh
@@ -73,8 +89,110 @@ demo: deps
 	$(MAKE) all
 	./scripts/demo.sh
 
+# ---- sanitizers ------------------------------------------------------------
+# An ASAN+UBSAN build with clang in build/asan/, so the normal module and unit
+# tests are never touched: `make test` after `make test-asan` tests the normal
+# build. clang, not gcc: with gcc 12 the UBSan runtime of a module that also
+# uses ASAN ignores log_path and reports to httpd's error log only, where
+# nothing would notice; clang has one runtime that honours both.
+#   build/asan/mod_ocspstaple.so   compiled and linked directly (not apxs:
+#                                  its libtool links with gcc, whatever CC)
+#   build/asan/t/unit/*            the unit tests and fuzz replays, made by
+#                                  this Makefile over symlinks to the sources
+# The suite runs apache2 through scripts/sanitize-httpd.sh, which preloads the
+# runtime into the uninstrumented apache2 (leak detection off in httpd: it
+# frees its pools by exiting; on in the unit tests). Every report goes to
+# t/logs/sanitizer.PID (ASAN and UBSAN alike), and any such file fails it.
+ASAN_CC      ?= clang
+ASAN_DIR     = build/asan
+ASAN_MODULE  = $(ASAN_DIR)/mod_ocspstaple.so
+ASAN_RT      = $(shell $(ASAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so 2>/dev/null)
+ASAN_CFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer -g -O1
+ASAN_LDFLAGS = -fsanitize=address,undefined
+# httpd's command_rec tables end with { NULL }: clang's -Wextra objects.
+ASAN_WARN    = $(WARN) -Wno-missing-field-initializers
+ASAN_LINKS   = Makefile include fuzz $(MODULE_SRC) \
+               t/unit/test_ocsp_fetch.c t/unit/test_policy_record.c
+SAN_LOGS     = $(CURDIR)/t/logs
+
+$(ASAN_MODULE): $(MODULE_SRC) $(HEADERS) Makefile
+	@mkdir -p $(ASAN_DIR)
+	@echo "  CC    $@ (ASAN+UBSAN)"
+	@$(ASAN_CC) -shared -fPIC $(ASAN_WARN) $(ASAN_CFLAGS) -Iinclude \
+	    -I$(shell $(APXS) -q INCLUDEDIR) $(APR_CFLAGS) -o $@ $(MODULE_SRC) \
+	    $(ASAN_LDFLAGS) $(LIBS)
+
+# Base packages plus clang (and its ASAN runtime) and valgrind. A prerequisite,
+# not a recipe line: ASAN_RT asks clang, when the recipe is expanded.
+asan-deps:
+	@./scripts/deps.sh clang libclang-rt-dev valgrind
+
+asan-build: $(ASAN_MODULE)
+	@mkdir -p $(ASAN_DIR)/t/unit
+	@for f in $(ASAN_LINKS); do ln -sfn "$(CURDIR)/$$f" "$(ASAN_DIR)/$$f"; done
+	@$(MAKE) --no-print-directory -C $(ASAN_DIR) unit CC=$(ASAN_CC) \
+	    WARN='$(ASAN_WARN)' EXTRA_CFLAGS='$(ASAN_CFLAGS)' EXTRA_LDFLAGS='$(ASAN_LDFLAGS)'
+
+test-asan: asan-deps
+	$(MAKE) asan-build
+	@rm -f t/logs/sanitizer.*; rc=0; \
+	OCSP_MODULE=$(CURDIR)/$(ASAN_MODULE) \
+	OCSP_SANITIZE_PRELOAD=$(ASAN_RT) \
+	OCSP_UNIT_DIR=$(CURDIR)/$(ASAN_DIR)/t/unit \
+	OCSP_HTTPD=$(CURDIR)/scripts/sanitize-httpd.sh \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(SAN_LOGS)/sanitizer \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SAN_LOGS)/sanitizer \
+	    ./t/run-tests.sh || rc=$$?; \
+	reports=$$(ls $(SAN_LOGS)/sanitizer.* 2>/dev/null || true); \
+	for f in $$reports; do echo "==== $$f"; cat "$$f"; done; \
+	if [ -n "$$reports" ]; then \
+	    echo "test-asan: FAIL: sanitizer reports:" $$reports; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then echo "test-asan: FAIL: the suite failed"; exit $$rc; fi; \
+	echo "test-asan: the suite passed, no sanitizer report"
+	$(MAKE) valgrind
+
+# The unit tests (fetch layer, policy and records, fuzz replays) under
+# valgrind, with the normal build: any error or leak fails the test.
+VALGRIND = valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+           --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+           --track-fds=no --num-callers=30
+valgrind:
+	@./scripts/deps.sh valgrind
+	$(MAKE) all unit
+	OCSP_UNIT_WRAPPER='$(VALGRIND)' ./t/run-tests.sh t/00-unit.t t/02-unit-policy.t t/03-fuzz-replay.t
+
+# ---- fuzzing ----------------------------------------------------------------
+# One libFuzzer binary per harness in build/fuzz/ (clang; only the httpd-free
+# sources). `make fuzz` replays fuzz/regressions/<target>/, then fuzzes each
+# target for FUZZ_SECONDS from fuzz/corpus/<target>/ (fuzz/run.sh); a crash,
+# leak, timeout or harness assertion fails it and leaves the input in
+# build/fuzz/artifacts/<target>/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   = build/fuzz
+FUZZ_CFLAGS  = -g -O1 -fno-omit-frame-pointer \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_BINS    = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/%: fuzz/%.c $(FUZZ_COMMON) $(FUZZ_LIB_SRC) $(HEADERS) Makefile
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) $(WARN) $(FUZZ_CFLAGS) -Iinclude -Ifuzz $(APR_CFLAGS) \
+	    -DFUZZ_DIR='"$(CURDIR)/fuzz"' -o $@ $< fuzz/fuzz_common.c \
+	    $(FUZZ_LIB_SRC) $(APR_LIBS) $(LIBS)
+
+fuzz-deps:
+	@./scripts/deps.sh clang libclang-rt-dev
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	./fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) t/unit/*.o
+	rm -rf build $(REPLAY_BINS)
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
 	    t/conf/modules.conf

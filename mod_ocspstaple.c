@@ -26,6 +26,9 @@
  * certificates in use. */
 #define DEFAULT_CACHE_FILE       "ocspstaple-cache"
 #define DEFAULT_CACHE_MIN_SIZE   (512 * 1024)
+/* A handshake with nothing to staple looks into the shared cache at most
+ * this often per certificate and process. */
+#define COLD_SYNC_INTERVAL       apr_time_from_sec(1)
 
 /* Per configuration generation: rebuilt on every (graceful) restart. */
 static ocspstaple_state state;
@@ -231,13 +234,17 @@ static int ocsp_get_resp(server_rec *s, conn_rec *c, const char *id,
         || !(e = ocspstaple_registry_find(state.registry, id, id_len))) {
         return DECLINED;
     }
-    if (ocspstaple_entry_staple(e, s, state.cache, c->pool, cb, userdata)) {
+    if (ocspstaple_entry_staple(e, s, cb, userdata)) {
         return OK;
     }
-    /* Nothing valid anywhere: a bounded fetch, unless one is under way. */
+    /* Nothing valid here: maybe another process has something (looked at
+     * once a second at most), else a bounded fetch unless one is under way. */
+    if (ocspstaple_entry_sync(e, state.cache, COLD_SYNC_INTERVAL, c->pool)
+        && ocspstaple_entry_staple(e, s, cb, userdata)) {
+        return OK;
+    }
     if (ocspstaple_fetch_cold(&state, e, c->pool)
-        && ocspstaple_entry_staple(e, s, state.cache, c->pool, cb,
-                                   userdata)) {
+        && ocspstaple_entry_staple(e, s, cb, userdata)) {
         return OK;
     }
     return DECLINED;

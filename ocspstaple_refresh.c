@@ -138,6 +138,19 @@ static void check_capacity(ocspstaple_state *st, server_rec *s,
     }
 }
 
+/* A fleet: another server sharing the cache may hold a verified response. */
+static int from_shared_cache(ocspstaple_state *st, ocspstaple_entry *e,
+                             apr_time_t now, apr_pool_t *p)
+{
+    stapling_record rec;
+
+    if (!ocspstaple_entry_sync(e, st->cache, 0, p)) {
+        return 0;
+    }
+    ocspstaple_entry_get_local(e, &rec, p);
+    return stapling_record_stapleable(&rec, now, 0);
+}
+
 static int file_in_use(const char *path, const apr_array_header_t *entries)
 {
     int i;
@@ -186,23 +199,9 @@ static void warn_unused_files(server_rec *s,
  * quarter of its validity before when it lives shorter. */
 #define FILE_EXPIRY_WARNING apr_time_from_sec(24 * 3600)
 
-enum { ALERT_UNCHANGED, ALERT_RAISED, ALERT_CLEARED };
-
-/* Sets the bit when condition holds, clears it otherwise; says whether this
- * call changed it, so exactly one process logs each change. */
 static int alert_flip(ocspstaple_entry *e, apr_uint32_t bit, int condition)
 {
-    apr_uint32_t *bits = ocspstaple_alert_bits(e);
-    apr_uint32_t old, new;
-
-    do {
-        old = apr_atomic_read32(bits);
-        new = condition ? old | bit : old & ~bit;
-        if (new == old) {
-            return ALERT_UNCHANGED;
-        }
-    } while (apr_atomic_cas32(bits, new, old) != old);
-    return condition ? ALERT_RAISED : ALERT_CLEARED;
+    return ocspstaple_alert_flip(ocspstaple_alert_bits(e), bit, condition);
 }
 
 static void file_alerts(ocspstaple_entry *e, const stapling_record *rec,
@@ -215,14 +214,14 @@ static void file_alerts(ocspstaple_entry *e, const stapling_record *rec,
 
     if (alert_flip(e, ALERT_FILE_EXPIRING, now < rec->verdict.expires
                    && now >= rec->verdict.expires - warn_before)
-        == ALERT_RAISED) {
+        == OCSPSTAPLE_ALERT_RAISED) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0061: %s:"
                      " OCSPStaplingFile %s expires in %" APR_TIME_T_FMT " s:"
                      " replace it with a fresh response", e->label,
                      e->static_file, apr_time_sec(rec->verdict.expires - now));
     }
     if (alert_flip(e, ALERT_FILE_EXPIRED, now >= rec->verdict.expires)
-        == ALERT_RAISED) {
+        == OCSPSTAPLE_ALERT_RAISED) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0062: %s: "
                      "OCSPStaplingFile %s has expired: not stapling it any "
                      "more", e->label, e->static_file);
@@ -250,14 +249,14 @@ void ocspstaple_alerts(ocspstaple_state *st, apr_pool_t *p)
             continue;
         }
         switch (alert_flip(e, ALERT_MUST_STAPLE, !ok)) {
-        case ALERT_RAISED:
+        case OCSPSTAPLE_ALERT_RAISED:
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, e->s, "OCSPSTAPLE0051: %s:"
                          " Must-Staple certificate without a valid OCSP "
                          "response to staple: clients will refuse this site "
                          "(%s)", e->label, rec.error ? rec.error
                          : "no response yet");
             break;
-        case ALERT_CLEARED:
+        case OCSPSTAPLE_ALERT_CLEARED:
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, e->s, "OCSPSTAPLE0052: "
                          "%s: Must-Staple certificate stapled again",
                          e->label);
@@ -273,7 +272,7 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
     apr_array_header_t *missing = apr_array_make(ptemp, entries->nelts,
                                                  sizeof(ocspstaple_entry *));
     apr_time_t now = apr_time_now();
-    int i, stored = 0, fetched = 0;
+    int i, stored = 0, shared = 0, fetched = 0;
 
     for (i = 0; i < entries->nelts; i++) {
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
@@ -284,6 +283,9 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
         else if (st->store_dir && load_stored(st, e, now, ptemp)) {
             stored++;
         }
+        else if (from_shared_cache(st, e, now, ptemp)) {
+            shared++;
+        }
         else {
             APR_ARRAY_PUSH(missing, ocspstaple_entry *) = e;
         }
@@ -292,9 +294,10 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
         fetched = ocspstaple_update(st, missing, 1, ptemp);
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
-                 "certificate(s) to staple: %d from store or file, %d fetched, %d "
-                 "without a response yet; cache %s, store %s", entries->nelts,
-                 stored, fetched, missing->nelts - fetched,
+                 "certificate(s) to staple: %d from the store or a file, %d "
+                 "from the shared cache, %d fetched, %d without a response "
+                 "yet; cache %s, store %s", entries->nelts, stored, shared,
+                 fetched, missing->nelts - fetched,
                  stapling_cache_provider_name(st->cache),
                  st->store_dir ? st->store_dir : "off");
     check_capacity(st, s, entries, ptemp);

@@ -20,11 +20,10 @@
 
 APLOG_USE_MODULE(ocspstaple);
 
-/* A process looks into the shared cache for a newer record this often (other
- * processes or servers may have renewed it), and at most once a second while
- * it has nothing it can staple. */
-#define LOCAL_RECHECK_INTERVAL apr_time_from_sec(30)
-#define LOCAL_MISS_RECHECK     apr_time_from_sec(1)
+
+/* The server-wide alert bits (see ocspstaple_cache_health), in the shared
+ * counters segment after the last certificate's counters. */
+static apr_uint32_t *server_bits;
 
 struct ocspstaple_registry {
     apr_hash_t *by_id;
@@ -37,8 +36,8 @@ struct ocspstaple_registry {
 apr_status_t ocspstaple_registry_counters(ocspstaple_registry *reg,
                                           apr_pool_t *pconf)
 {
-    apr_size_t size = sizeof(apr_uint32_t) * OCSPSTAPLE_COUNTERS
-                      * (reg->entries->nelts ? reg->entries->nelts : 1);
+    apr_size_t size = sizeof(apr_uint32_t)
+                      * (OCSPSTAPLE_COUNTERS * reg->entries->nelts + 1);
     apr_uint32_t *base;
     apr_shm_t *shm;
     apr_status_t rv;
@@ -53,6 +52,7 @@ apr_status_t ocspstaple_registry_counters(ocspstaple_registry *reg,
         APR_ARRAY_IDX(reg->entries, i, ocspstaple_entry *)->counters =
             base + i * OCSPSTAPLE_COUNTERS;
     }
+    server_bits = base + reg->entries->nelts * OCSPSTAPLE_COUNTERS;
     return APR_SUCCESS;
 }
 
@@ -68,6 +68,45 @@ apr_uint32_t *ocspstaple_alert_bits(ocspstaple_entry *e)
     return &e->counters[OCSPSTAPLE_ALERTS];
 }
 
+int ocspstaple_alert_flip(apr_uint32_t *bits, apr_uint32_t bit, int condition)
+{
+    apr_uint32_t old, new;
+
+    do {
+        old = apr_atomic_read32(bits);
+        new = condition ? old | bit : old & ~bit;
+        if (new == old) {
+            return OCSPSTAPLE_ALERT_UNCHANGED;
+        }
+    } while (apr_atomic_cas32(bits, new, old) != old);
+    return condition ? OCSPSTAPLE_ALERT_RAISED : OCSPSTAPLE_ALERT_CLEARED;
+}
+
+#define CACHE_TROUBLE 1
+
+void ocspstaple_cache_health(server_rec *s, stapling_cache *cache,
+                             apr_status_t rv, apr_pool_t *p)
+{
+    int trouble = rv != APR_SUCCESS && rv != APR_NOTFOUND;
+
+    if (!server_bits) {
+        return;
+    }
+    switch (ocspstaple_alert_flip(server_bits, CACHE_TROUBLE, trouble)) {
+    case OCSPSTAPLE_ALERT_RAISED:
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0024: the %s "
+                     "cache fails (%s): each process staples its own copies "
+                     "and this server fetches for itself until it is back",
+                     stapling_cache_provider_name(cache),
+                     ocspstaple_strerror(rv, p));
+        break;
+    case OCSPSTAPLE_ALERT_CLEARED:
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "OCSPSTAPLE0025: the %s "
+                     "cache works again", stapling_cache_provider_name(cache));
+        break;
+    }
+}
+
 apr_uint32_t ocspstaple_counter_value(const ocspstaple_entry *e,
                                       ocspstaple_counter which)
 {
@@ -76,6 +115,7 @@ apr_uint32_t ocspstaple_counter_value(const ocspstaple_entry *e,
 
 ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf)
 {
+    server_bits = NULL;               /* a new generation, new counters */
     ocspstaple_registry *reg = apr_pcalloc(pconf, sizeof(*reg));
 
     char host[APRMAXHOSTLEN + 1];
@@ -100,7 +140,10 @@ static apr_status_t entry_cleanup(void *data)
     ocspstaple_entry *e = data;
 
     free((void *)e->local.der);
+    free((void *)e->local.error);
+    free((void *)e->local.origin);
     e->local.der = NULL;
+    e->local.error = e->local.origin = NULL;
     return APR_SUCCESS;
 }
 
@@ -235,7 +278,14 @@ const apr_array_header_t *ocspstaple_registry_entries(
 
 /* ------------------------------------------------------ process-local copy */
 
-/* Callers hold e->lock, or run before any thread exists. */
+static char *dup_text(const char *text)
+{
+    return text ? strdup(text) : NULL;
+}
+
+/* The local copy outlives every pool of the callers (it is replaced from
+ * other threads over the life of the child): it owns malloc'd copies.
+ * Callers hold e->lock, or run before any thread exists. */
 static void set_local_locked(ocspstaple_entry *e, const stapling_record *rec)
 {
     unsigned char *der = rec->der_len ? malloc(rec->der_len) : NULL;
@@ -246,10 +296,11 @@ static void set_local_locked(ocspstaple_entry *e, const stapling_record *rec)
     if (der) {
         memcpy(der, rec->der, rec->der_len);
     }
-    free((void *)e->local.der);
+    entry_cleanup(e);
     e->local = *rec;
     e->local.der = der;
-    e->local.error = NULL;            /* pool memory of the caller */
+    e->local.error = dup_text(rec->error);
+    e->local.origin = dup_text(rec->origin);
 }
 
 void ocspstaple_entry_set_local(ocspstaple_entry *e, const stapling_record *rec)
@@ -266,6 +317,8 @@ void ocspstaple_entry_get_local(ocspstaple_entry *e, stapling_record *rec,
     *rec = e->local;
     rec->der = rec->der_len ? apr_pmemdup(p, e->local.der, e->local.der_len)
                             : NULL;
+    rec->error = e->local.error ? apr_pstrdup(p, e->local.error) : NULL;
+    rec->origin = e->local.origin ? apr_pstrdup(p, e->local.origin) : NULL;
     apr_thread_mutex_unlock(e->lock);
 }
 
@@ -281,8 +334,7 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
     apr_status_t rv;
 
     if (!rec->der_len) {
-        /* Only a fetch plan: never worth more than a response we hold. */
-        return !stapling_record_stapleable(&e->local, now, 1);
+        return 1;                     /* only a fetch plan */
     }
     rv = ocsp_response_verify(&v, e->cert, rec->der, rec->der_len, now, &why,
                               p);
@@ -292,9 +344,6 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
 
         v.expires = rec->verdict.expires < cap ? rec->verdict.expires : cap;
         rec->verdict = v;
-        if (rec->origin && strcmp(rec->origin, e->origin)) {
-            rec->source = STAPLING_FROM_SHARED;   /* another server's fetch */
-        }
         return 1;
     }
     if (!e->cache_complaint) {
@@ -306,100 +355,109 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
     return 0;
 }
 
-static void sync_locked(ocspstaple_entry *e, stapling_cache *cache,
-                        apr_time_t now, apr_pool_t *p)
+/* The plan of a record from elsewhere, bounded like our own: never later
+ * than the response's expiry, or than the longest backoff without one. A
+ * response another server fetched is renewed by that server first: we
+ * follow a little later, and by then normally find its new response. */
+static void adopt_plan(const ocspstaple_entry *e, stapling_record *rec,
+                       apr_time_t now)
 {
-    stapling_record rec;
-    apr_status_t rv;
+    apr_time_t latest = rec->der_len ? rec->verdict.expires
+                                     : now + REFRESH_BACKOFF_MAX;
 
-    e->checked_at = now;
-    rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
-    if (rv != APR_SUCCESS) {
-        if (rv != APR_NOTFOUND) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, e->s, "OCSPSTAPLE0021: "
-                         "%s: cannot read the %s cache: %s", e->label,
-                         stapling_cache_provider_name(cache),
-                         ocspstaple_strerror(rv, p));
-        }
-        return;
+    if (rec->der_len && rec->origin && strcmp(rec->origin, e->origin)) {
+        rec->source = STAPLING_FROM_SHARED;
+        rec->next_attempt = refresh_follow_at(rec->next_attempt,
+                                              rec->verdict.expires,
+                                              refresh_random());
     }
-    /* Newer means fetched later, or the same fetch with a new plan. */
-    if ((rec.fetched_at > e->local.fetched_at
-         || (rec.fetched_at == e->local.fetched_at
-             && rec.next_attempt > e->local.next_attempt))
-        && vet_cached(e, &rec, now, p)) {
-        /* A plan from elsewhere is bounded like our own: never later than
-         * the response's expiry, or than the longest backoff without one. */
-        apr_time_t latest = rec.der_len ? rec.verdict.expires
-                                        : now + REFRESH_BACKOFF_MAX;
-
-        if (rec.next_attempt > latest) {
-            rec.next_attempt = latest;
-        }
-        set_local_locked(e, &rec);
+    if (rec->next_attempt > latest) {
+        rec->next_attempt = latest;
     }
 }
 
-void ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
-                           apr_pool_t *p)
+/* Newer means fetched later, or the same fetch with a later plan. */
+static int is_newer(const stapling_record *rec, const stapling_record *local)
 {
+    return rec->fetched_at > local->fetched_at
+        || (rec->fetched_at == local->fetched_at
+            && rec->next_attempt > local->next_attempt);
+}
+
+int ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
+                          apr_interval_time_t min_interval, apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    stapling_record rec;
+    apr_status_t rv;
+    int newer, adopted = 0;
+
     apr_thread_mutex_lock(e->lock);
-    sync_locked(e, cache, apr_time_now(), p);
+    newer = now - e->checked_at >= min_interval;
+    if (newer) {
+        e->checked_at = now;
+    }
     apr_thread_mutex_unlock(e->lock);
+    if (!newer) {
+        return 0;
+    }
+    /* Read and verify without e->lock: a network cache may be slow, and
+     * handshakes of this certificate must not wait for it. */
+    rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
+    ocspstaple_cache_health(e->s, cache, rv, p);
+    if (rv != APR_SUCCESS || !vet_cached(e, &rec, now, p)) {
+        return 0;
+    }
+    adopt_plan(e, &rec, now);
+    apr_thread_mutex_lock(e->lock);
+    /* A bare plan never replaces a response we can still staple. */
+    if (is_newer(&rec, &e->local)
+        && (rec.der_len || !stapling_record_stapleable(&e->local, now, 1))) {
+        set_local_locked(e, &rec);
+        adopted = 1;
+    }
+    apr_thread_mutex_unlock(e->lock);
+    return adopted;
 }
 
 int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
                          apr_time_t now, apr_pool_t *p)
 {
-    int due;
+    apr_time_t next;
 
     if (e->static_file) {
         return 0;                     /* OCSPStaplingFile: never fetched */
     }
     apr_thread_mutex_lock(e->lock);
-    if (now >= e->local.next_attempt) {
-        /* Another process, or server, may have renewed it meanwhile. */
-        sync_locked(e, cache, now, p);
-    }
-    due = now >= e->local.next_attempt;
+    next = e->local.next_attempt;
     apr_thread_mutex_unlock(e->lock);
-    return due;
-}
-
-/* Whether this process should look into the shared cache before stapling:
- * every LOCAL_RECHECK_INTERVAL, and soon after a planned renewal (the
- * refreshing process has stored the new response by then) or while there is
- * nothing to staple, but never more than once a LOCAL_MISS_RECHECK. */
-static int sync_due(const ocspstaple_entry *e, apr_time_t now)
-{
-    apr_interval_time_t age = now - e->checked_at;
-
-    if (age >= LOCAL_RECHECK_INTERVAL) {
-        return 1;
+    if (now < next) {
+        return 0;
     }
-    return age >= LOCAL_MISS_RECHECK
-        && (now >= e->local.next_attempt
-            || !stapling_record_stapleable(&e->local, now, 1));
+    /* Another process, or server, may have renewed it meanwhile. */
+    ocspstaple_entry_sync(e, cache, 0, p);
+    apr_thread_mutex_lock(e->lock);
+    next = e->local.next_attempt;
+    apr_thread_mutex_unlock(e->lock);
+    return now >= next;
 }
 
 int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
-                            stapling_cache *cache, apr_pool_t *p,
                             ap_ssl_ocsp_copy_resp *cb, void *userdata)
 {
     apr_time_t now = apr_time_now();
     int stapled = 0;
 
     apr_thread_mutex_lock(e->lock);
-    if (cache && sync_due(e, now)) {
-        sync_locked(e, cache, now, p);
-    }
     if (stapling_record_stapleable(&e->local, now,
                                    ocspstaple_returns_errors(s))) {
         /* cb copies the DER: mod_ssl hands OpenSSL its own buffer. */
         cb(e->local.der, e->local.der_len, userdata);
         stapled = 1;
-        ocspstaple_count(e, OCSPSTAPLE_STAPLES);
     }
     apr_thread_mutex_unlock(e->lock);
+    if (stapled) {
+        ocspstaple_count(e, OCSPSTAPLE_STAPLES);
+    }
     return stapled;
 }

@@ -61,7 +61,7 @@ static apr_array_header_t *collect(ocspstaple_state *st, request_rec *r)
         row *rw = apr_array_push(rows);
 
         if (st->cache) {
-            ocspstaple_entry_sync(e, st->cache, r->pool);
+            ocspstaple_entry_sync(e, st->cache, 0, r->pool);
         }
         rw->e = e;
         ocspstaple_entry_get_local(e, &rw->rec, r->pool);

@@ -66,14 +66,8 @@ void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
     apr_status_t rv = stapling_cache_put(st->cache, e->s, e->id,
                                          OCSPSTAPLE_ID_LEN, rec, p);
 
-    if (rv != APR_SUCCESS) {
-        /* This process still staples it; others fetch their own. */
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0022: "
-                     "%s: cannot store the response in the %s cache (%s; is "
-                     "it large enough?)", e->label,
-                     stapling_cache_provider_name(st->cache),
-                     ocspstaple_strerror(rv, p));
-    }
+    /* On failure this process still staples it; others fetch their own. */
+    ocspstaple_cache_health(e->s, st->cache, rv, p);
     ocspstaple_entry_set_local(e, rec);
 }
 

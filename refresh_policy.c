@@ -47,6 +47,17 @@ apr_time_t refresh_retry_at(apr_time_t now, int failures, int have_valid,
                                 * (double)delay);
 }
 
+apr_time_t refresh_follow_at(apr_time_t next_attempt, apr_time_t expires,
+                             double rnd)
+{
+    apr_interval_time_t left = expires > next_attempt ? expires - next_attempt
+                                                      : 0;
+
+    return next_attempt + REFRESH_FLEET_DELAY
+        + (apr_interval_time_t)(rnd * REFRESH_FLEET_JITTER_PERCENT / 100.0
+                                * (double)left);
+}
+
 double refresh_random(void)
 {
     apr_uint32_t r = 0;

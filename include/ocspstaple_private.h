@@ -146,18 +146,29 @@ void ocspstaple_entry_set_local(ocspstaple_entry *e, const stapling_record *rec)
 /* A copy of the local record; its DER is allocated from p. */
 void ocspstaple_entry_get_local(ocspstaple_entry *e, stapling_record *rec,
                                 apr_pool_t *p);
-/* Takes a newer record from the shared cache, if there is one. */
-void ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
-                           apr_pool_t *p);
+/* Takes a newer, verified record from the shared cache, if there is one,
+ * unless the last look was less than min_interval ago. Never holds e->lock
+ * while reading the cache. Returns 1 when it took one. */
+int ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
+                          apr_interval_time_t min_interval, apr_pool_t *p);
 /* Whether a fetch is due for e: its local copy (synced with the shared
  * cache first) says so. */
 int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
                          apr_time_t now, apr_pool_t *p);
-/* Staples from the local copy, synced with the shared cache when it is
- * stale. Returns 1 when cb was called with a response. */
+/* The handshake path: staples this process's copy if it may be stapled for
+ * server s. No cache, no network, no parsing. Returns 1 when cb was called. */
 int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
-                            stapling_cache *cache, apr_pool_t *p,
                             ap_ssl_ocsp_copy_resp *cb, void *userdata);
+
+/* Shared alert bits: set or clear bit; says whether this call changed it,
+ * so that exactly one process logs each change. */
+enum { OCSPSTAPLE_ALERT_UNCHANGED, OCSPSTAPLE_ALERT_RAISED,
+       OCSPSTAPLE_ALERT_CLEARED };
+int ocspstaple_alert_flip(apr_uint32_t *bits, apr_uint32_t bit, int condition);
+/* Logs once when the shared cache starts failing (rv from a get or put), and
+ * once when it works again. */
+void ocspstaple_cache_health(server_rec *s, stapling_cache *cache,
+                             apr_status_t rv, apr_pool_t *p);
 
 /* ------------------------------------------------------------------- update */
 

@@ -53,6 +53,20 @@ apr_time_t refresh_renew_at(const ocsp_verdict *v, apr_time_t fetched_at,
 apr_time_t refresh_retry_at(apr_time_t now, int failures, int have_valid,
                             double rnd);
 
+/*
+ * A fleet sharing a cache: a server that takes a response another server
+ * fetched plans its own renewal a little after that server's plan,
+ *   follow_at = next_attempt + FLEET_DELAY
+ *               + rnd * FLEET_JITTER% * (expires - next_attempt)
+ * so that the fetching server renews first and the others find its new
+ * response in the cache instead of asking the responder too.
+ */
+#define REFRESH_FLEET_DELAY          apr_time_from_sec(2)
+#define REFRESH_FLEET_JITTER_PERCENT 10
+
+apr_time_t refresh_follow_at(apr_time_t next_attempt, apr_time_t expires,
+                             double rnd);
+
 /* A uniform random number in [0, 1) for the jitter. */
 double refresh_random(void);
 

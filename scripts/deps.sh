@@ -1,10 +1,17 @@
 #!/bin/sh
-# Installs the Debian packages mod_ocspstaple needs to build, test and demo.
-# Does nothing when they are all present; needs root (or sudo) otherwise.
+# scripts/deps.sh [EXTRA-PACKAGE...]
+#
+# Installs the Debian packages mod_ocspstaple needs to build, test and demo,
+# plus any named on the command line (what a single make target needs on
+# top: `make fuzz` passes clang and libclang-rt-dev, `make test-asan` those
+# and valgrind). Does nothing when they are all present; needs root (or sudo)
+# otherwise.
 set -eu
 
+# redis-server and memcached: the fleet tests share a cache through them
+# (started by the tests on 127.0.0.1 only, never as system services).
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
-          libapache2-mod-perl2 perl make gcc"
+          libapache2-mod-perl2 perl make gcc redis-server memcached $*"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -8,6 +8,9 @@
 #                                    -> ocsp-signer-noeku  (lacks OCSPSigning)
 #   rogue (self-signed, unrelated)
 #
+# The leaves named in MUST_STAPLE (below) also carry the TLS Feature
+# extension status_request (RFC 7633, "OCSP Must-Staple").
+#
 # PORT is the loopback port of scripts/ocsp_responder.pl; it is baked into
 # the leaves' AIA OCSP URLs (http://127.0.0.1:PORT/<mode>), the path selecting
 # how the responder answers. Also writes an `openssl ca`-style index.txt
@@ -146,7 +149,8 @@ EOF
 
 # make_leaf NAME SAN URL... : a TLS server certificate issued by the
 # intermediate, CN=NAME.test, SAN as given ("DNS:a,DNS:b"), one AIA OCSP
-# entry per URL in the given order (none when no URL is given).
+# entry per URL in the given order (none when no URL is given); Must-Staple
+# when NAME is listed in MUST_STAPLE.
 make_leaf() {
     local name=$1 san=$2; shift 2
     local aia="" url
@@ -160,6 +164,9 @@ make_leaf() {
         echo "extendedKeyUsage = serverAuth"
         echo "subjectAltName = $san"
         [ -n "$aia" ] && echo "authorityInfoAccess = $aia"
+        case " $MUST_STAPLE " in
+            *" $name "*) echo "tlsfeature = status_request" ;;
+        esac
         echo "subjectKeyIdentifier = hash"
         echo "authorityKeyIdentifier = keyid:always"
     } > "$TMP/$name.ext"
@@ -197,7 +204,12 @@ delegated   rsa DNS:delegated.test            $BASE/delegated
 twourls     rsa DNS:twourls.test              http://127.0.0.1:1/dead $BASE/good
 offvhost    rsa DNS:offvhost.test             $BASE/good
 forced      rsa DNS:forced.test               $BASE/wrongserial
+muststaple  rsa DNS:muststaple.test           $BASE/good
+muststaple_off rsa DNS:muststaple_off.test    $BASE/good
 "
+# Leaves with the TLS Feature status_request (Must-Staple). New leaves go at
+# the end of LEAVES: serials are handed out in order.
+MUST_STAPLE="muststaple muststaple_off"
 
 # RSA key generation dominates the run time: do all keys in parallel.
 pids=""

@@ -5,7 +5,9 @@ use strict;
 use warnings FATAL => 'all';
 
 my $root = $ENV{OCSP_ROOT} or die "OCSP_ROOT is not set: run the suite with t/run-tests.sh\n";
-my $bin  = "$root/t/unit/test_policy_record";
+# OCSP_UNIT_DIR, OCSP_UNIT_WRAPPER: as in t/00-unit.t.
+my $bin  = ($ENV{OCSP_UNIT_DIR} || "$root/t/unit") . "/test_policy_record";
+my @wrap = split ' ', ($ENV{OCSP_UNIT_WRAPPER} || '');
 
 -x $bin or do { print "1..1\nnot ok 1 - $bin missing: run 'make unit'\n"; exit 0 };
-exec $bin or do { print "1..1\nnot ok 1 - exec $bin: $!\n"; exit 0 };
+exec @wrap, $bin or do { print "1..1\nnot ok 1 - exec $bin: $!\n"; exit 0 };

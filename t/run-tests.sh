@@ -51,7 +51,7 @@ fi
 
 cd "$ROOT"
 [ -f "$MODULE" ] || die "$MODULE not found: run 'make' first"
-[ -x "$T/unit/test_ocsp_fetch" ] ||
+[ -x "${OCSP_UNIT_DIR:-$T/unit}/test_ocsp_fetch" ] ||
     echo "run-tests: warning: t/unit/test_ocsp_fetch missing ('make unit'); t/00-unit.t will fail" >&2
 
 # Apache::Test must not write preferences into a home directory.
@@ -162,8 +162,10 @@ export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
 
 # Configure (t/TEST.PL binds every Listen to 127.0.0.1) and start httpd.
 # Apache::Test works from the top directory, the one holding t/.
-run perl t/TEST.PL -apxs "$APXS" -httpd_conf "$T/conf/modules.conf" -port select \
-    -start-httpd > "$T/logs/start.log" 2>&1 ||
+# OCSP_HTTPD (make test-asan): an httpd to run instead of apxs's, namely
+# scripts/sanitize-httpd.sh, which preloads the sanitizer runtimes.
+run perl t/TEST.PL -apxs "$APXS" ${OCSP_HTTPD:+-httpd "$OCSP_HTTPD"} \
+    -httpd_conf "$T/conf/modules.conf" -port select -start-httpd > "$T/logs/start.log" 2>&1 ||
     { cat "$T/logs/start.log" >&2; tail -n 20 "$T/logs/error_log" >&2 2>/dev/null
       die "httpd did not start (see t/logs/start.log, t/logs/error_log)"; }
 

@@ -25,7 +25,8 @@ ok(!@bad, 'no unexpected [error]/[crit]/[alert]/[emerg] in t/logs/error_log')
     or diag("unexpected:\n", @bad);
 
 # "[date] [ocspstaple:level] [pid N:tid N] [client ...] OCSPSTAPLE0002: ..."
-my @untagged = grep { !/^\[[^\]]*\] \[ocspstaple:\w+\] \[pid [^\]]*\] (?:\[client [^\]]*\] )?OCSPSTAPLE\d{4}: / }
+# (at debug level httpd's default format puts "file.c(123): " first)
+my @untagged = grep { !/^\[[^\]]*\] \[ocspstaple:\w+\] \[pid [^\]]*\] (?:\S+\.c\(\d+\): )?(?:\[client [^\]]*\] )?OCSPSTAPLE\d{4}: / }
     error_log_lines(qr/\[ocspstaple:\w+\]/);
 ok(!@untagged, 'every module log message starts with its OCSPSTAPLEnnnn: tag')
     or diag("not starting with the tag:\n", @untagged);

@@ -178,7 +178,8 @@ sub update_failed_re { qr/OCSPSTAPLE0003: cert "CN=\Q$_[0]\E\.test"/ }
 
 # ---- handshakes -----------------------------------------------------------
 
-# handshake(PORT, SERVERNAME, ca => ROOT.crt, tls => '1.2'|'1.3'): one
+# handshake(PORT, SERVERNAME, ca => ROOT.crt, tls => '1.2'|'1.3',
+#           sigalgs => 'ECDSA+SHA256'): one
 # `openssl s_client -status` handshake with 127.0.0.1:PORT. Returns
 #   stapled (0/1), resp_status, cert_status, serial (of the staple),
 #   this_update, next_update (epoch seconds), verify, elapsed (seconds),
@@ -190,6 +191,7 @@ sub handshake {
                '-connect', "127.0.0.1:$port", '-status', '-CAfile', $ca);
     push @cmd, '-servername', $servername if defined $servername;
     push @cmd, $o{tls} eq '1.3' ? '-tls1_3' : '-tls1_2' if defined $o{tls};
+    push @cmd, '-sigalgs', $o{sigalgs} if defined $o{sigalgs};
     my $t0 = time;
     my $out = OCSPTest::run_capture(@cmd);
     my %r = (elapsed => time - $t0, output => $out, stapled => 0, time => $t0);
@@ -449,14 +451,15 @@ sub wait_for_log {
 }
 
 # The numbers of the last startup summary (OCSPSTAPLE0012) after OFFSET:
-# { certs, stored, fetched, missing, line }, or undef when there is none.
+# { certs, stored, shared, fetched, missing, line }, or undef when there is
+# none.
 sub summary {
     my ($self, $offset) = @_;
     my ($line) = reverse $self->log_lines(qr/OCSPSTAPLE0012: /, $offset);
     return undef unless $line;
     my %s = (line => $line);
-    @s{qw(certs stored fetched missing)} = $line =~
-        /(\d+) certificate\(s\) to staple: (\d+) from [^,]*, (\d+) fetched, (\d+) without/;
+    @s{qw(certs stored shared fetched missing)} = $line =~
+        /(\d+) certificate\(s\) to staple: (\d+) from the store or a file, (\d+) from the shared cache, (\d+) fetched, (\d+) without/;
     return \%s;
 }
 

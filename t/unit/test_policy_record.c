@@ -83,6 +83,19 @@ static void test_retry_at(void)
        "no overflow after very many failures");
 }
 
+static void test_follow_at(void)
+{
+    apr_time_t t = SEC(1000);
+
+    ok(refresh_follow_at(t, t + SEC(100), 0.0) == t + REFRESH_FLEET_DELAY,
+       "fleet: follow another server's plan after a small delay");
+    ok(refresh_follow_at(t, t + SEC(100), 0.999) < t + REFRESH_FLEET_DELAY
+       + SEC(10) && refresh_follow_at(t, t + SEC(100), 0.5) > t
+       + REFRESH_FLEET_DELAY, "fleet: plus up to 10% of the time left");
+    ok(refresh_follow_at(t, t - SEC(5), 0.5) == t + REFRESH_FLEET_DELAY,
+       "fleet: an expired plan is followed after the delay only");
+}
+
 static stapling_record sample(void)
 {
     static const unsigned char der[] = { 0x30, 0x03, 0x0a, 0x01, 0x00 };
@@ -187,6 +200,7 @@ int main(void)
     apr_pool_create(&p, NULL);
     test_renew_at();
     test_retry_at();
+    test_follow_at();
     test_record_roundtrip(p);
     test_record_corrupt(p);
     test_stapleable();
