@@ -145,7 +145,10 @@ static void xfer_finish(xfer *x, CURLcode code)
         req->rv = x->too_large || code == CURLE_FILESIZE_EXCEEDED
             ? ocsp_fail(&req->err, APR_ENOSPC, x->p, "response larger than %"
                         APR_SIZE_T_FMT " bytes", x->max)
-            : ocsp_fail(&req->err, curl_to_apr(code), x->p, "%s",
+            : ocsp_fail(&req->err, curl_to_apr(code), x->p, "%s%s%s%s",
+                        req->opts->proxy ? "via proxy " : "",
+                        req->opts->proxy ? req->opts->proxy : "",
+                        req->opts->proxy ? ": " : "",
                         x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
         return;
     }

@@ -56,27 +56,20 @@ static int ssl_stapling_on(const server_rec *s, int global_on)
     return on;
 }
 
-/* Whether name is one of the domains of an <MDomain> whose stapling is on
- * (its own MDStapling, else the global one). */
-static int md_staples(const char *name, int global_on, apr_pool_t *p)
+/* Whether s answers to one of the names in domains (MDomain arguments). */
+static int serves_one_of(const server_rec *s, const char *domains,
+                         apr_pool_t *p)
 {
-    const ap_directive_t *d, *c;
+    char *copy = apr_pstrdup(p, domains), *last, *dom;
+    int i;
 
-    for (d = ap_conftree; d && name; d = d->next) {
-        int on = global_on;
-        char *domains, *last, *dom;
-
-        if (strcasecmp(d->directive, "<MDomain")
-            && strcasecmp(d->directive, "<MDomainSet")) {
-            continue;
+    for (dom = apr_strtok(copy, " \t>", &last); dom;
+         dom = apr_strtok(NULL, " \t>", &last)) {
+        if (s->server_hostname && !strcasecmp(dom, s->server_hostname)) {
+            return 1;
         }
-        for (c = d->first_child; c; c = c->next) {
-            on = is_on(c, "MDStapling") ? 1 : is_off(c, "MDStapling") ? 0 : on;
-        }
-        domains = apr_pstrdup(p, d->args ? d->args : "");
-        for (dom = apr_strtok(domains, " \t>", &last); on && dom;
-             dom = apr_strtok(NULL, " \t>", &last)) {
-            if (!strcasecmp(dom, name)) {
+        for (i = 0; s->names && i < s->names->nelts; i++) {
+            if (!strcasecmp(dom, APR_ARRAY_IDX(s->names, i, const char *))) {
                 return 1;
             }
         }
@@ -84,15 +77,49 @@ static int md_staples(const char *name, int global_on, apr_pool_t *p)
     return 0;
 }
 
+/* Whether mod_md would staple s: MDStapling on for an MDomain (the plain
+ * directive or a section) that s serves; or a global MDStapling on, which
+ * with MDStapleOthers (on by default) covers every other host too. */
+static int md_staples(const server_rec *s, apr_pool_t *p)
+{
+    const ap_directive_t *d, *c;
+    int global_on = 0, others = 1;
+
+    for (d = ap_conftree; d; d = d->next) {
+        global_on = is_on(d, "MDStapling") ? 1
+                  : is_off(d, "MDStapling") ? 0 : global_on;
+        others = is_off(d, "MDStapleOthers") ? 0 : others;
+    }
+    for (d = ap_conftree; d; d = d->next) {
+        int on = global_on;
+
+        if (!strcasecmp(d->directive, "<MDomain")
+            || !strcasecmp(d->directive, "<MDomainSet")) {
+            for (c = d->first_child; c; c = c->next) {
+                on = is_on(c, "MDStapling") ? 1
+                   : is_off(c, "MDStapling") ? 0 : on;
+            }
+        }
+        else if (strcasecmp(d->directive, "MDomain")
+                 && strcasecmp(d->directive, "MDomainSet")) {
+            continue;
+        }
+        if (on && d->args && serves_one_of(s, d->args, p)) {
+            return 1;
+        }
+    }
+    return global_on && others;
+}
+
 void ocspstaple_check_coexistence(server_rec *main_s, apr_pool_t *p)
 {
     const ap_directive_t *d;
-    int ssl_global = 0, md_global = 0;
+    int ssl_global = 0, md_loaded = ap_find_linked_module("mod_md.c") != NULL;
     server_rec *s;
 
     for (d = ap_conftree; d; d = d->next) {
-        ssl_global = is_on(d, "SSLUseStapling") ? 1 : ssl_global;
-        md_global = is_on(d, "MDStapling") ? 1 : md_global;
+        ssl_global = is_on(d, "SSLUseStapling") ? 1
+                   : is_off(d, "SSLUseStapling") ? 0 : ssl_global;
     }
     for (s = main_s; s; s = s->next) {
         if (!ocspstaple_is_enabled(s) || !s->is_virtual) {
@@ -106,8 +133,7 @@ void ocspstaple_check_coexistence(server_rec *main_s, apr_pool_t *p)
                          "them (SSLUseStapling can be removed)",
                          s->server_hostname);
         }
-        if (ap_find_linked_module("mod_md.c")
-            && md_staples(s->server_hostname, md_global, p)) {
+        if (md_loaded && md_staples(s, p)) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "OCSPSTAPLE0071: "
                          "server %s has OCSPUseStapling on and its domain "
                          "has MDStapling on: mod_ocspstaple staples its "

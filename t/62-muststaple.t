@@ -1,0 +1,84 @@
+# Must-Staple certificates (TLS Feature status_request): browsers refuse the
+# site when no staple comes, so the module warns at startup where stapling
+# is off for one (OCSPSTAPLE0050), says `crit` ONCE per outage while it has
+# nothing valid to staple (OCSPSTAPLE0051: not once per handshake, not once
+# per process), flags it on the status page, and says when it is stapled
+# again (OCSPSTAPLE0052).
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use OCSPServer qw(setup handshake describe);
+use OCSPOps;
+
+plan tests => 19;
+OCSPServer::deadline(200);
+
+my ($w, $pki, $resp) = setup();
+$resp->start;
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
+    mpm_conf => { StartServers => 3 },
+    global => [ "LoadModule status_module $OCSPServer::MODDIR/mod_status.so",
+                "<Location /ocsp-status>\n    SetHandler ocspstaple-status\n</Location>",
+                "<Location /server-status>\n    SetHandler server-status\n</Location>" ],
+    vhosts => [ { name => 'muststaple.test', cert => 'muststaple' },
+                { name => 'muststaple_off.test', cert => 'muststaple_off', stapling => 0 } ]);
+
+# 1. Responder up: stapled; a warning for the one where stapling is off.
+ok($h->start, 'httpd starts') or BAIL_OUT('no server');
+my $r = handshake($h->port, 'muststaple.test');
+ok($r->{stapled} && ($r->{cert_status} // '') eq 'good', 'Must-Staple certificate stapled')
+    or diag(describe($r));
+my @w50 = $h->log_lines(qr/OCSPSTAPLE0050: /);
+is(scalar @w50, 1, 'one OCSPSTAPLE0050 at startup');
+like($w50[0] // '', qr/\[ocspstaple:warn\].*OCSPSTAPLE0050: cert "CN=muststaple_off\.test".*muststaple_off\.test.*OCSPUseStapling is off/,
+     'OCSPSTAPLE0050 (warn) names the certificate and the virtual host');
+ok(!$h->log_lines(qr/OCSPSTAPLE005[12]: /), 'no Must-Staple alert while stapled');
+my $json = OCSPOps::status_json($h->port);
+my $row = $json ? OCSPOps::status_row($json, 'muststaple') // {} : {};
+ok($row->{must_staple} && $row->{stapling}, 'status page: must_staple true, stapling true')
+    or diag(explain($row));
+$h->stop;
+
+# 2. The responder down from the start: one crit, whatever the handshakes and
+# processes do meanwhile.
+$resp->stop;
+my $off = $h->log_size;
+ok($h->start, 'httpd starts with the responder down') or BAIL_OUT('no server');
+my $t0 = time;
+my @hs = map { my $x = handshake($h->port, 'muststaple.test'); sleep 0.5; $x } 1 .. 6;
+ok(!grep({ $_->{stapled} } @hs) && !grep({ !$_->{connected} } @hs),
+   '6 handshakes over several seconds: TLS works, no staple');
+sleep 0.2 while time < $t0 + 10;             # several watchdog ticks, retries
+my @crit = $h->log_lines(qr/OCSPSTAPLE0051: /, $off);
+is(scalar @crit, 1, 'OCSPSTAPLE0051 exactly once (not per handshake, not per process)')
+    or diag(@crit);
+like($crit[0] // '', qr/\[ocspstaple:crit\].*OCSPSTAPLE0051: cert "CN=muststaple\.test".*clients will refuse this site/,
+     'OCSPSTAPLE0051 is crit, names the certificate, says clients will refuse the site');
+like($crit[0] // '', qr/\((?!no response yet\)).*(?i:refused|connect)/,
+     'OCSPSTAPLE0051 gives the reason (the responder cannot be reached)');
+my @failed = $h->log_lines(qr/OCSPSTAPLE0003: cert "CN=muststaple\.test"/, $off);
+my @pids = do { my %p = map { /\[pid (\d+)/ ? ($1 => 1) : () } @failed; keys %p };
+ok(@failed >= 2, scalar(@failed) . ' failed updates meanwhile, in ' . scalar(@pids) . ' process(es)');
+$json = OCSPOps::status_json($h->port);
+$row = $json ? OCSPOps::status_row($json, 'muststaple') // {} : {};
+ok($row->{must_staple} && !$row->{stapling} && ($row->{last_result} // '') eq 'failed',
+   'status page: must_staple true, stapling false, last_result failed') or diag(explain($row));
+like(OCSPOps::https_get($h->port, '/server-status?auto')->{body}, qr/^OCSPStaplingMustStapleDown: 1$/m,
+     'server-status?auto: OCSPStaplingMustStapleDown: 1');
+
+# 3. The responder is back: stapled again at the next retry, one notice.
+$resp->start;
+my $back = $h->wait_for_log(qr/OCSPSTAPLE0052: /, 90, $off);
+ok($back, sprintf 'OCSPSTAPLE0052 once the responder is back (%.0f s)', time - $t0);
+like($back // '', qr/\[ocspstaple:notice\].*OCSPSTAPLE0052: cert "CN=muststaple\.test".*stapled again/,
+     'OCSPSTAPLE0052 is a notice naming the certificate');
+$r = handshake($h->port, 'muststaple.test');
+ok($r->{stapled} && ($r->{cert_status} // '') eq 'good', 'stapled again') or diag(describe($r));
+sleep 3;                                     # more watchdog ticks
+is(scalar($h->log_lines(qr/OCSPSTAPLE0052: /, $off)), 1, 'OCSPSTAPLE0052 exactly once');
+is(scalar($h->log_lines(qr/OCSPSTAPLE0051: /, $off)), 1, 'still one OCSPSTAPLE0051 for the whole outage');
+$h->stop;
+$resp->stop;
