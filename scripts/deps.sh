@@ -10,8 +10,10 @@ set -eu
 
 # redis-server and memcached: the fleet tests share a cache through them
 # (started by the tests on 127.0.0.1 only, never as system services).
+# faketime: the fault-injection responder signs expired and not-yet-valid
+# OCSP responses by running `openssl ocsp` under a shifted clock.
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
-          libapache2-mod-perl2 perl make gcc redis-server memcached $*"
+          libapache2-mod-perl2 perl make gcc redis-server memcached faketime $*"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -1,5 +1,5 @@
 #!/bin/bash
-# mkpki.sh DIR PORT
+# mkpki.sh DIR PORT [SET...]
 #
 # Builds a throw-away test PKI for mod_ocspstaple in DIR (wiped first):
 #
@@ -20,17 +20,33 @@
 # Files per leaf NAME: NAME.key, NAME.pem (leaf only), NAME.crt (leaf +
 # intermediate: what SSLCertificateFile gets, so mod_ssl finds the issuer).
 #
+# Optional SETs add leaves (ECDSA P-256, so they cost little time) after the
+# usual ones, whose files and serials stay the same:
+#   faults  one leaf per fault mode of scripts/ocsp_responder.pl (listed in
+#           FAULT_MODES below): f-MODE, CN=f-MODE.test, AIA .../MODE
+#           (t/40-fault-responder.t, t/41-fault-renew.t)
+#   badaia  leaves whose AIA OCSP URL cannot work (t/42-bad-aia.t):
+#           aia-ldap      ldap://127.0.0.1/cn=ocsp (not http)
+#           aia-broken    http//broken (malformed: no "://")
+#           aia-nxdomain  http://nonexistent.invalid/ (never resolves, RFC 6761)
+#           aia-mixed     ldap://127.0.0.1/cn=ocsp, then .../good
+#
 # Non-interactive, no root needed, a few seconds (keys are generated in
 # parallel). Uses its own minimal openssl config so the system's
 # /etc/ssl/openssl.cnf cannot add surprise extensions.
 set -eu
 set -o pipefail
 
-usage() { echo "usage: $0 DIR PORT" >&2; exit 2; }
-[ $# -eq 2 ] || usage
+usage() { echo "usage: $0 DIR PORT [faults] [badaia]" >&2; exit 2; }
+[ $# -ge 2 ] || usage
 DIR=$1
 PORT=$2
+shift 2
+SETS="$*"
 case $PORT in ''|*[!0-9]*) usage ;; esac
+for set in $SETS; do
+    case $set in faults|badaia) ;; *) usage ;; esac
+done
 
 LEAF_DAYS=30      # short-lived leaves, like real-world server certs
 CA_DAYS=3650
@@ -210,6 +226,29 @@ muststaple_off rsa DNS:muststaple_off.test    $BASE/good
 # Leaves with the TLS Feature status_request (Must-Staple). New leaves go at
 # the end of LEAVES: serials are handed out in order.
 MUST_STAPLE="muststaple muststaple_off"
+
+# The optional sets, appended after the usual leaves (so those keep their
+# serials). Keep FAULT_MODES in step with the modes of ocsp_responder.pl.
+FAULT_MODES="hang close slow http500 http404 redirect wrongtype empty garbage
+             truncated huge hugestream otherserial wrongsigner noeku expired
+             future nonext unknown trylater internalerror malformedrequest
+             sigrequired unauthorized multi revoked"
+for set in $SETS; do
+    case $set in
+    faults)
+        for mode in $FAULT_MODES; do
+            LEAVES="$LEAVES
+f-$mode ec DNS:f-$mode.test $BASE/$mode"
+        done ;;
+    badaia)
+        LEAVES="$LEAVES
+aia-ldap     ec DNS:aia-ldap.test     ldap://127.0.0.1/cn=ocsp
+aia-broken   ec DNS:aia-broken.test   http//broken
+aia-nxdomain ec DNS:aia-nxdomain.test http://nonexistent.invalid/
+aia-mixed    ec DNS:aia-mixed.test    ldap://127.0.0.1/cn=ocsp $BASE/good
+" ;;
+    esac
+done
 
 # RSA key generation dominates the run time: do all keys in parallel.
 pids=""

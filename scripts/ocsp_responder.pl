@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
-#                   [--delay SECONDS]
+#                   [--delay SECONDS] [--switch FILE]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
@@ -17,8 +17,12 @@
 # HTTP/1.0-style: one request, one response, close.
 #
 # Log: one line per request, appended to --log:
-#   <epoch> <mode> <http-status> <request-bytes> <response-bytes>
-# Tests count these lines, so every request that gets an answer is logged.
+#   <epoch> <mode> <http-status> <request-bytes> <response-bytes> <path>
+# Tests count these lines, so every request that gets an answer is logged;
+# so are the fault modes that give none (hang, close: status "-", logged when
+# the client has gone). <path> is the request path without a GET request's
+# base64 part, so tests can tell apart clients that use the same mode under
+# different paths (/garbage/a, /garbage/b).
 #
 # Runs in the foreground (callers background it with &). The PID is written
 # to --pidfile once the socket is listening, so callers can wait for that
@@ -27,6 +31,44 @@
 # --delay SECONDS (fractions allowed): a slow responder. Each request is read
 # at once, then answered only after this delay (tests of slow and hanging
 # responders: the client's timeout, not ours, ends the exchange).
+#
+# Modes (the first path segment; anything after it is ignored for POST):
+#   good, delegated     correct responses (issuer, delegated signer)
+#   wrongsigner         signed by a key outside the issuer's authority
+#   wrongserial, otherserial
+#                       correctly signed, for another certificate (sni2)
+#   noeku               signed by ocsp-signer-noeku: certified by the issuer,
+#                       but without the OCSPSigning extended key usage
+#   expired             correctly signed, nextUpdate a day ago (`openssl ocsp`
+#                       run two days in the past under faketime, -ndays 1)
+#   future              correctly signed, thisUpdate a day ahead (faketime)
+#   nonext              correctly signed, without nextUpdate
+#   unknown             correctly signed, status unknown (looked up in an
+#                       empty index: the certificate is missing from it)
+#   revoked             correctly signed, status revoked (whatever the PKI's
+#                       index.txt says about the certificate)
+#   multi               correctly signed, two single responses: the request's
+#                       certificate and sni2
+#   trylater internalerror malformedrequest sigrequired unauthorized
+#                       the 5-byte error response (30 03 0A 01 0N)
+#   hang                reads the request, never answers (until the client
+#                       goes away, or 30 s)
+#   close               reads the request, closes without a byte
+#   slow                a good response trickled out a byte every 0.25 s
+#   http500, http404    those HTTP statuses, text body
+#   redirect            302 to itself (a redirect loop for clients that
+#                       follow)
+#   wrongtype           a good response as Content-Type text/html
+#   empty               200, application/ocsp-response, empty body
+#   garbage             2 KB of random bytes as application/ocsp-response
+#   truncated           the first half of a good response
+#   huge                10 MB body with its Content-Length
+#   hugestream          10 MB body without Content-Length (ends at close)
+#   switch/<mode>       answers as good while the --switch FILE does not
+#                       exist, as <mode> once it does: a responder that
+#                       turns bad between two fetches, without a restart
+# expired and future need faketime (Debian package faketime); without it
+# they answer HTTP 500 and say why on stderr.
 #
 # Perl core modules only.
 use strict;
@@ -44,7 +86,7 @@ my $MAX_REQUEST = 64 * 1024;   # OCSP requests are a few hundred bytes
 my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
 
 # ---- options --------------------------------------------------------------
-my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay);
+my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch);
 GetOptions(
     'port=i'    => \$port,
     'pki=s'     => \$pki,
@@ -53,6 +95,7 @@ GetOptions(
     'nmin=i'    => \$nmin,
     'ndays=i'   => \$ndays,
     'delay=f'   => \$delay,
+    'switch=s'  => \$switch,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
@@ -71,7 +114,7 @@ sub usage {
     my ($msg) = @_;
     print STDERR "ocsp_responder: $msg\n" if $msg;
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
-               . " [--nmin N | --ndays N] [--delay SECONDS]\n";
+               . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]\n";
     exit 2;
 }
 
@@ -99,18 +142,267 @@ my %MODES = (
         ocsp_sign("$pki/requests/sni2.der", 'intermediate.crt',
                   'intermediate.key', '-resp_no_certs');
     },
+
+    # ---- fault injection (t/4*.t): see the list at the top ----------------
+    # Signed by a delegated certificate the issuer made without the
+    # OCSPSigning usage: its signature proves nothing (RFC 6960 4.2.2.2).
+    noeku => sub {
+        ocsp_sign($_[0], 'ocsp-signer-noeku.crt', 'ocsp-signer-noeku.key');
+    },
+    # Valid from two days ago until yesterday.
+    expired => sub {
+        ocsp_sign_with({ faketime => '-2d', validity => ['-ndays', 1] },
+                       $_[0], 'intermediate.crt', 'intermediate.key',
+                       '-resp_no_certs');
+    },
+    # thisUpdate a day from now (far beyond any clock skew allowance).
+    future => sub {
+        ocsp_sign_with({ faketime => '+1d' }, $_[0], 'intermediate.crt',
+                       'intermediate.key', '-resp_no_certs');
+    },
+    nonext => sub {
+        ocsp_sign_with({ validity => [] }, $_[0], 'intermediate.crt',
+                       'intermediate.key', '-resp_no_certs');
+    },
+    unknown => sub {
+        ocsp_sign_with({ empty_index => 1 }, $_[0], 'intermediate.crt',
+                       'intermediate.key', '-resp_no_certs');
+    },
+    # Correctly signed: the certificate asked for is revoked (an index that
+    # lists it as revoked an hour ago, whatever the PKI's index.txt says).
+    revoked => sub {
+        my $serial = eval { request_serial($_[0]) };
+        return (500, 'text/plain', "revoked: $@") unless defined $serial;
+        ocsp_sign_with({ revoked_serial => $serial }, $_[0], 'intermediate.crt',
+                       'intermediate.key', '-resp_no_certs');
+    },
+    multi => sub {
+        my $two = eval { two_cert_request($_[0], "$pki/requests/sni2.der") };
+        return (500, 'text/plain', "multi: $@") unless defined $two;
+        ocsp_sign($two, 'intermediate.crt', 'intermediate.key',
+                  '-resp_no_certs');
+    },
+    # OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED } without bytes.
+    trylater         => sub { error_status(3) },
+    internalerror    => sub { error_status(2) },
+    malformedrequest => sub { error_status(1) },
+    sigrequired      => sub { error_status(5) },
+    unauthorized     => sub { error_status(6) },
+    http500  => sub { (500, 'text/plain', "internal server error\n") },
+    http404  => sub { (404, 'text/plain', "no such responder\n") },
+    redirect => sub { (302, 'text/plain', "see elsewhere\n", $_[1]) },
+    wrongtype => sub {
+        my ($st, undef, $body) = good($_[0]);
+        return $st == 200 ? (200, 'text/html', $body) : ($st, 'text/plain', $body);
+    },
+    empty   => sub { (200, 'application/ocsp-response', '') },
+    garbage => sub {
+        (200, 'application/ocsp-response',
+         join('', map { chr int rand 256 } 1 .. 2048));
+    },
+    truncated => sub {
+        my ($st, $ct, $body) = good($_[0]);
+        return ($st, $ct, $st == 200 ? substr($body, 0, length($body) >> 1) : $body);
+    },
+    # The rest answer on the connection themselves: they return a sub that
+    # gets the socket and returns (status for the log, bytes sent).
+    hang => sub {
+        return (sub {
+            my ($conn) = @_;
+            wait_for_close($conn, $IO_TIMEOUT - 2);
+            return ('-', 0);
+        });
+    },
+    close => sub { return (sub { return ('-', 0) }) },
+    slow => sub {
+        my ($st, $ct, $body) = good($_[0]);
+        return ($st, $ct, $body) if $st != 200;
+        return (sub {
+            my ($conn) = @_;
+            my $sent = 0;
+            $SIG{PIPE} = 'IGNORE';
+            syswrite($conn, http_head(200, $ct, length $body)) or return (200, 0);
+            my $until = Time::HiRes::time() + $IO_TIMEOUT - 2;
+            while ($sent < length $body && Time::HiRes::time() < $until) {
+                Time::HiRes::sleep(0.25);
+                syswrite($conn, substr($body, $sent, 1)) or last;
+                $sent++;
+            }
+            return (200, $sent);
+        });
+    },
+    huge       => sub { return (sub { send_huge($_[0], 1) }) },
+    hugestream => sub { return (sub { send_huge($_[0], 0) }) },
 );
+$MODES{otherserial} = $MODES{wrongserial};
+
+sub good { $MODES{good}->(@_) }
+
+sub error_status {
+    my ($n) = @_;
+    return (200, 'application/ocsp-response', pack('C*', 0x30, 3, 0x0a, 1, $n));
+}
+
+my $HUGE = 10 * 1024 * 1024;
+
+# 10 MB of zeros as application/ocsp-response, with or without announcing
+# the length; stops when the client has had enough. Returns (status, bytes).
+sub send_huge {
+    my ($conn, $with_length) = @_;
+    my $chunk = "\0" x 65536;
+    my $sent = 0;
+    $SIG{PIPE} = 'IGNORE';
+    my $head = "HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n"
+             . ($with_length ? "Content-Length: $HUGE\r\n" : '')
+             . "Connection: close\r\n\r\n";
+    syswrite($conn, $head) or return (200, 0);
+    while ($sent < $HUGE) {
+        my $n = syswrite($conn, $chunk);
+        last unless $n;
+        $sent += $n;
+    }
+    return (200, $sent);
+}
+
+# Waits until the peer closes the connection (or SECONDS pass), reading and
+# dropping whatever it sends.
+sub wait_for_close {
+    my ($conn, $secs) = @_;
+    my $until = Time::HiRes::time() + $secs;
+    my $rin = '';
+    vec($rin, fileno($conn), 1) = 1;
+    while ((my $left = $until - Time::HiRes::time()) > 0) {
+        my $n = select(my $rout = $rin, undef, undef, $left);
+        next if $n < 0 && $!{EINTR};
+        last if $n <= 0;
+        my $got = sysread($conn, my $buf, 4096);
+        last unless $got;                       # EOF or error: gone
+    }
+}
+
+# ---- DER, just enough to merge two OCSP requests ---------------------------
+# (tag, header length, content length) of the TLV at POS, or die.
+sub der_tlv {
+    my ($buf, $pos) = @_;
+    die "truncated DER\n" if $pos + 2 > length $buf;
+    my ($tag, $len) = unpack 'CC', substr($buf, $pos, 2);
+    my $hl = 2;
+    if ($len & 0x80) {
+        my $n = $len & 0x7f;
+        die "bad DER length\n" if $n < 1 || $n > 3 || $pos + 2 + $n > length $buf;
+        $len = 0;
+        $len = ($len << 8) | ord substr($buf, $pos + $hl++, 1) for 1 .. $n;
+    }
+    die "truncated DER\n" if $pos + $hl + $len > length $buf;
+    return ($tag, $hl, $len);
+}
+
+sub der_seq {
+    my $c = join '', @_;
+    my $n = length $c;
+    my $len = $n < 0x80 ? chr $n
+            : $n < 0x100 ? pack('CC', 0x81, $n) : pack('Cn', 0x82, $n);
+    return "\x30$len$c";
+}
+
+# The first Request (SEQUENCE { reqCert CertID ... }) of a DER OCSPRequest.
+sub first_request {
+    my ($der) = @_;
+    my ($t, $hl, $l) = der_tlv($der, 0);            # OCSPRequest
+    die "not an OCSP request\n" unless $t == 0x30;
+    my $p = $hl;
+    ($t, $hl, $l) = der_tlv($der, $p);              # tbsRequest
+    die "not an OCSP request\n" unless $t == 0x30;
+    $p += $hl;
+    ($t, $hl, $l) = der_tlv($der, $p);
+    while ($t == 0xa0 || $t == 0xa1) {              # version, requestorName
+        $p += $hl + $l;
+        ($t, $hl, $l) = der_tlv($der, $p);
+    }
+    die "no requestList\n" unless $t == 0x30;     # requestList
+    $p += $hl;
+    ($t, $hl, $l) = der_tlv($der, $p);              # its first Request
+    die "empty requestList\n" unless $t == 0x30;
+    return substr($der, $p, $hl + $l);
+}
+
+# The serial number (upper-case hex, as in index.txt) asked for by the first
+# Request of a DER request file: CertID ::= SEQUENCE { hashAlgorithm,
+# issuerNameHash, issuerKeyHash, serialNumber INTEGER }.
+sub request_serial {
+    my ($file) = @_;
+    my $req = first_request(slurp($file) // '');
+    my ($t, $hl, $l) = der_tlv($req, 0);            # Request
+    my $p = $hl;
+    ($t, $hl, $l) = der_tlv($req, $p);              # CertID
+    die "no CertID\n" unless $t == 0x30;
+    $p += $hl;
+    for (1 .. 3) {                                  # skip to serialNumber
+        ($t, $hl, $l) = der_tlv($req, $p);
+        $p += $hl + $l;
+    }
+    ($t, $hl, $l) = der_tlv($req, $p);
+    die "no serialNumber\n" unless $t == 0x02 && $l > 0;
+    my $hex = uc unpack 'H*', substr($req, $p + $hl, $l);
+    $hex =~ s/^(?:00)+(?=..)//;
+    return $hex;
+}
+
+# A request file asking for the certificates of two request files at once.
+sub two_cert_request {
+    my ($req_a, $req_b) = @_;
+    my $der = der_seq(der_seq(der_seq(first_request(slurp($req_a) // ''),
+                                      first_request(slurp($req_b) // ''))));
+    my $dir = tempdir('ocsp-req2-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    open my $fh, '>:raw', "$dir/req.der" or die "write request: $!\n";
+    print $fh $der;
+    close $fh or die "write request: $!\n";
+    return "$dir/req.der";
+}
 
 # ocsp_sign REQFILE SIGNER-CRT SIGNER-KEY [EXTRA-ARGS]: runs `openssl ocsp` as a
 # one-shot responder over the PKI's index and returns an HTTP triple.
-sub ocsp_sign {
-    my ($reqfile, $rsigner, $rkey, @extra) = @_;
+sub ocsp_sign { ocsp_sign_with({}, @_) }
+
+# ocsp_sign_with {OPTIONS}, REQFILE, SIGNER-CRT, SIGNER-KEY [EXTRA-ARGS]:
+# ocsp_sign with: validity => [openssl args] instead of --nmin/--ndays ([]:
+# no nextUpdate), faketime => '-2d' (run openssl under that clock offset),
+# empty_index => 1 (an index without any certificate: status unknown),
+# revoked_serial => HEX (an index where only that serial is, revoked).
+sub ocsp_sign_with {
+    my ($o, $reqfile, $rsigner, $rkey, @extra) = @_;
     my $dir = tempdir('ocsp-resp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $out = "$dir/resp.der";
-    my @cmd = ('openssl', 'ocsp',
-               '-index', "$pki/index.txt", '-CA', "$pki/intermediate.crt",
+    my $index = "$pki/index.txt";
+    if ($o->{empty_index} || defined $o->{revoked_serial}) {
+        $index = "$dir/index.txt";
+        my $entry = '';
+        if (defined $o->{revoked_serial}) {
+            my @t = gmtime(time - 3600);
+            my $rev = sprintf '%02d%02d%02d%02d%02d%02dZ', $t[5] % 100, $t[4] + 1, @t[3, 2, 1, 0];
+            $entry = "R\t491231235959Z\t$rev,keyCompromise\t$o->{revoked_serial}\tunknown\t/CN=revoked\n";
+        }
+        for (["$dir/index.txt", $entry], ["$dir/index.txt.attr", "unique_subject = no\n"]) {
+            open my $fh, '>', $_->[0] or die "$_->[0]: $!";
+            print $fh $_->[1];
+            close $fh or die "$_->[0]: $!";
+        }
+    }
+    my @pre;
+    if (defined $o->{faketime}) {
+        my ($ft) = grep { -x "$_/faketime" } split /:/, $ENV{PATH} // '';
+        unless ($ft) {
+            print STDERR "ocsp_responder: faketime is not installed"
+                       . " (Debian package faketime)\n";
+            return (500, 'text/plain', "faketime is not installed\n");
+        }
+        @pre = ("$ft/faketime", '-f', $o->{faketime});
+    }
+    my @validity = $o->{validity} ? @{ $o->{validity} } : @VALIDITY;
+    my @cmd = (@pre, 'openssl', 'ocsp',
+               '-index', $index, '-CA', "$pki/intermediate.crt",
                '-rsigner', "$pki/$rsigner", '-rkey', "$pki/$rkey",
-               '-reqin', $reqfile, '-respout', $out, @VALIDITY, @extra);
+               '-reqin', $reqfile, '-respout', $out, @validity, @extra);
     my $rc = run_quiet("$dir/openssl.out", @cmd);
     my $body = slurp($out);
     if ($rc != 0 || !defined $body || $body eq '') {
@@ -152,8 +444,9 @@ sysopen(my $LOG, $logfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
     or die "ocsp_responder: cannot open $logfile: $!\n";
 
 sub log_request {
-    my ($mode, $status, $reqlen, $resplen) = @_;
-    syswrite($LOG, join(' ', time, $mode, $status, $reqlen, $resplen) . "\n");
+    my ($mode, $status, $reqlen, $resplen, $path) = @_;
+    $path = '-' unless defined $path && $path =~ m{^/[\w./-]*\z};   # log-safe
+    syswrite($LOG, join(' ', time, $mode, $status, $reqlen, $resplen, $path) . "\n");
 }
 
 # ---- HTTP -----------------------------------------------------------------
@@ -186,16 +479,22 @@ sub read_request {
     return ($method, $path, $body);
 }
 
-my %REASON = (200 => 'OK', 400 => 'Bad Request', 404 => 'Not Found',
-              411 => 'Length Required', 413 => 'Payload Too Large',
-              500 => 'Internal Server Error');
+my %REASON = (200 => 'OK', 302 => 'Found', 400 => 'Bad Request',
+              404 => 'Not Found', 411 => 'Length Required',
+              413 => 'Payload Too Large', 500 => 'Internal Server Error');
+
+sub http_head {
+    my ($status, $ctype, $len, $location) = @_;
+    return "HTTP/1.0 $status " . ($REASON{$status} // 'Status') . "\r\n"
+         . "Content-Type: $ctype\r\n"
+         . (defined $location ? "Location: $location\r\n" : '')
+         . "Content-Length: $len\r\n"
+         . "Connection: close\r\n\r\n";
+}
 
 sub send_response {
-    my ($conn, $status, $ctype, $body) = @_;
-    print $conn "HTTP/1.0 $status " . ($REASON{$status} // 'Status') . "\r\n"
-              . "Content-Type: $ctype\r\n"
-              . "Content-Length: " . length($body) . "\r\n"
-              . "Connection: close\r\n\r\n" . $body;
+    my ($conn, $status, $ctype, $body, $location) = @_;
+    print $conn http_head($status, $ctype, length($body), $location) . $body;
 }
 
 # One connection: parse, dispatch on the first path segment, answer, log.
@@ -205,14 +504,21 @@ sub handle_connection {
     my ($method, $path, $body) = read_request($conn);
     if ($method =~ /^\d+\z/) {                     # parse error
         send_response($conn, $method, 'text/plain', "bad request\n");
-        log_request('-', $method, 0, 0);
+        log_request('-', $method, 0, 0, '-');
         return;
     }
     my (undef, $mode, $rest) = split m{/}, $path, 3;
+    my $logpath = $path;
+    # switch/<mode>: good until the --switch file exists, then <mode>.
+    if (defined $mode && $mode eq 'switch') {
+        ($mode, $rest) = split m{/}, $rest // '', 2;
+        $mode = 'good' unless defined $switch && -e $switch;
+    }
     $mode = '-' unless defined $mode && $mode =~ /^[\w.-]+\z/;   # log-safe
     if ($method eq 'GET') {
         # RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of DER}
         $rest //= '';
+        $logpath = substr($path, 0, length($path) - length($rest));
         $rest =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
         $body = decode_base64($rest);
     }
@@ -223,12 +529,18 @@ sub handle_connection {
         Time::HiRes::sleep($delay);
     }
     my $handler = $MODES{$mode};
-    my ($status, $ctype, $resp) =
+    my ($status, $ctype, $resp, $location) =
           !$handler     ? (404, 'text/plain', "unknown mode\n")
         : $body eq ''   ? (400, 'text/plain', "empty request\n")
-        :                 $handler->(save_request($body));
-    send_response($conn, $status, $ctype, $resp);
-    log_request($mode, $status, length $body, length $resp);
+        :                 $handler->(save_request($body),
+                                     "http://127.0.0.1:$port$logpath");
+    if (ref $status eq 'CODE') {            # a mode that does its own I/O
+        my ($logstatus, $sent) = $status->($conn);
+        log_request($mode, $logstatus, length $body, $sent, $logpath);
+        return;
+    }
+    send_response($conn, $status, $ctype, $resp, $location);
+    log_request($mode, $status, length $body, length $resp, $logpath);
 }
 
 sub save_request {

@@ -1,16 +1,38 @@
 # Every bad directive value (or context) stops `apache2 -t` with a message
-# naming the directive, so a typo never reaches a running server. A good
-# config must pass, or the failures above would prove nothing.
+# naming the directive, so a typo never reaches a running server: for every
+# directive, out-of-range and malformed values, a missing argument, a missing
+# file, the wrong context. Good configs must pass, or the failures above
+# would prove nothing.
+#
+# Needs no running server: under t/run-tests.sh (make test) it takes httpd
+# from Apache::Test; on its own (prove -I t/lib t/05-bad-config.t, as any
+# user) from OCSP_HTTPD or /usr/sbin/apache2, with OCSP_MODULE or the
+# checkout's .libs/mod_ocspstaple.so, writing under OCSP_T_LOGS or t/logs.
 use strict;
 use warnings FATAL => 'all';
 use Apache::Test qw(-withtestmore);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
 use File::Temp qw(tempdir);
+use FindBin;
+use lib "$FindBin::Bin/lib";
 use OCSPTest ();
 
-my $httpd  = Apache::Test::vars('httpd');
-my $modir  = $ENV{OCSP_HTTPD_MODULES} or die "OCSP_HTTPD_MODULES is not set\n";
-my $module = $ENV{OCSP_MODULE} or die "OCSP_MODULE is not set\n";
-my $dir    = tempdir('badconf-XXXXXX', DIR => Apache::Test::vars('t_logs'), CLEANUP => 1);
+my $root = abs_path($ENV{OCSP_ROOT} // "$FindBin::Bin/..");
+my $suite = defined $ENV{OCSP_HTTPD_MODULES};      # run by t/run-tests.sh
+my $httpd  = $suite ? Apache::Test::vars('httpd') : $ENV{OCSP_HTTPD} // '/usr/sbin/apache2';
+my $modir  = $ENV{OCSP_HTTPD_MODULES} // '/usr/lib/apache2/modules';
+my $module = $ENV{OCSP_MODULE} // "$root/.libs/mod_ocspstaple.so";
+my $logs   = $suite ? Apache::Test::vars('t_logs') : $ENV{OCSP_T_LOGS} // "$root/t/logs";
+make_path($logs);
+my $dir    = tempdir('badconf-XXXXXX', DIR => $logs, CLEANUP => 1);
+-f $module or die "$module not found: run make\n";
+
+# A regular file and a directory, for OCSPStaplingFile.
+my $file = "$dir/response.der";
+open my $rf, '>', $file or die "$file: $!";
+close $rf;
 
 # [directive line(s), directive the message must name, extra pattern]
 my @bad = (
@@ -26,6 +48,49 @@ my @bad = (
     ['OCSPStaplingCache nosuchprovider',         'OCSPStaplingCache', qr/shmcb.*mod_socache_|mod_socache_.*shmcb/s],
     ["<VirtualHost 127.0.0.1:1>\n    OCSPStaplingCache shmcb\n</VirtualHost>",
                                                  'OCSPStaplingCache', qr/VirtualHost/],
+    # ---- every directive: missing argument -----------------------------
+    (map { [$_, $_] } qw(OCSPUseStapling OCSPStaplingResponderTimeout
+        OCSPStaplingReturnResponderErrors OCSPStaplingForceURL OCSPStaplingCache
+        OCSPStaplingRenewWindow OCSPStaplingStore OCSPStaplingFile
+        OCSPStaplingProxy)),
+    # ---- out of range, malformed ---------------------------------------
+    ['OCSPStaplingResponderTimeout -1',          'OCSPStaplingResponderTimeout'],
+    ['OCSPStaplingResponderTimeout 301',         'OCSPStaplingResponderTimeout', qr/300/],
+    ['OCSPStaplingResponderTimeout 6mi',         'OCSPStaplingResponderTimeout', qr/300/],
+    ['OCSPStaplingResponderTimeout 300001ms',    'OCSPStaplingResponderTimeout', qr/300/],
+    ['OCSPStaplingResponderTimeout 0ms',         'OCSPStaplingResponderTimeout'],
+    ['OCSPStaplingResponderTimeout 99999999999999999999', 'OCSPStaplingResponderTimeout'],
+    ['OCSPStaplingResponderTimeout 9223372036854775807d', 'OCSPStaplingResponderTimeout'],
+    ['OCSPStaplingResponderTimeout 1.5',         'OCSPStaplingResponderTimeout'],
+    ['OCSPStaplingResponderTimeout " 10"',       'OCSPStaplingResponderTimeout'],
+    ['OCSPStaplingReturnResponderErrors yes',    'OCSPStaplingReturnResponderErrors'],
+    ['OCSPStaplingForceURL notaurl',             'OCSPStaplingForceURL'],
+    ['OCSPStaplingForceURL http://',             'OCSPStaplingForceURL'],
+    ['OCSPStaplingForceURL ldap://127.0.0.1/',   'OCSPStaplingForceURL'],
+    ['OCSPStaplingForceURL http//broken',        'OCSPStaplingForceURL'],
+    ["OCSPStaplingCache shmcb:$dir/small(100)",  'OCSPStaplingCache', qr/8192|size/],
+    ['OCSPStaplingCache ""',                     'OCSPStaplingCache'],
+    ['OCSPStaplingRenewWindow 0%',               'OCSPStaplingRenewWindow', qr/1% to 99%/],
+    ['OCSPStaplingRenewWindow 100%',             'OCSPStaplingRenewWindow', qr/1% to 99%/],
+    ['OCSPStaplingRenewWindow -5%',              'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow 5.5%',             'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow %',                'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow abc',              'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow 5x',               'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow 0',                'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow -5',               'OCSPStaplingRenewWindow'],
+    ['OCSPStaplingRenewWindow 99999999999999999999', 'OCSPStaplingRenewWindow'],
+    ["<VirtualHost 127.0.0.1:1>\n    OCSPStaplingStore $dir/store\n</VirtualHost>",
+                                                 'OCSPStaplingStore', qr/VirtualHost/],
+    ['OCSPStaplingStore ""',                     'OCSPStaplingStore'],
+    ["OCSPStaplingFile $dir/nosuchfile.der",     'OCSPStaplingFile', qr/nosuchfile\.der/],
+    ["OCSPStaplingFile $dir",                    'OCSPStaplingFile'],
+    ["OCSPStaplingFile $file $dir/nosuchfile.der", 'OCSPStaplingFile', qr/nosuchfile\.der/],
+    ["<VirtualHost 127.0.0.1:1>\n    OCSPStaplingFile $dir/nosuchfile.der\n</VirtualHost>",
+                                                 'OCSPStaplingFile', qr/nosuchfile\.der/],
+    ['OCSPStaplingProxy ftp://x',                'OCSPStaplingProxy'],
+    ['OCSPStaplingProxy notaurl',                'OCSPStaplingProxy'],
+    ['OCSPStaplingProxy http://',                'OCSPStaplingProxy'],
 );
 my @good = (
     "OCSPUseStapling on\nOCSPStaplingResponderTimeout 500ms\n"
@@ -33,6 +98,21 @@ my @good = (
   . "OCSPStaplingCache shmcb:$dir/ocsp(65536)",
     "OCSPStaplingResponderTimeout 300\n"
   . "<VirtualHost 127.0.0.1:1>\n    OCSPUseStapling on\n    OCSPStaplingResponderTimeout 1\n</VirtualHost>",
+    # Every directive with a good value, and each in a virtual host where it
+    # may be; "OCSPStaplingRenewWindow 50" is a duration (50 s before
+    # nextUpdate), as documented.
+    "OCSPUseStapling off\nOCSPStaplingResponderTimeout 1mi\nOCSPStaplingReturnResponderErrors on\n"
+  . "OCSPStaplingForceURL https://ocsp.example.org:8443/path?x=1\n"
+  . "OCSPStaplingCache shmcb:$dir/ocsp2(8192)\nOCSPStaplingRenewWindow 50\n"
+  . "OCSPStaplingStore $dir/store\nOCSPStaplingFile $file $file\n"
+  . "OCSPStaplingProxy http://127.0.0.1:3128\n"
+  . "<VirtualHost 127.0.0.1:1>\n    OCSPUseStapling on\n    OCSPStaplingRenewWindow 99%\n"
+  . "    OCSPStaplingReturnResponderErrors off\n    OCSPStaplingForceURL http://127.0.0.1:2/\n"
+  . "    OCSPStaplingFile $file\n    OCSPStaplingProxy https://127.0.0.1:3129\n"
+  . "    OCSPStaplingResponderTimeout 300s\n</VirtualHost>",
+    "OCSPStaplingRenewWindow 1%\nOCSPStaplingStore off\n"
+  . "<VirtualHost 127.0.0.1:1>\n    OCSPStaplingRenewWindow 12h\n</VirtualHost>\n"
+  . "<VirtualHost 127.0.0.1:1>\n    OCSPStaplingRenewWindow 2d\n</VirtualHost>",
 );
 
 plan tests => 2 * @bad + @good;

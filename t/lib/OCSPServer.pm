@@ -149,24 +149,27 @@ sub slurp {
 
 # ---- PKI ------------------------------------------------------------------
 
-# pki(DIR, PORT): scripts/mkpki.sh DIR PORT; the leaves' AIA URLs point to
-# http://127.0.0.1:PORT/<mode>. Returns an OCSPServer::PKI.
+# pki(DIR, PORT, [SET...]): scripts/mkpki.sh DIR PORT [SET...]; the leaves'
+# AIA URLs point to http://127.0.0.1:PORT/<mode>; SETs add optional leaves
+# (faults, badaia: see mkpki.sh). Returns an OCSPServer::PKI.
 sub pki {
-    my ($dir, $port) = @_;
+    my ($dir, $port, @sets) = @_;
     my $out = OCSPTest::run_capture('timeout', 120, "$ROOT/scripts/mkpki.sh",
-                                    $dir, $port);
+                                    $dir, $port, @sets);
     die "mkpki.sh $dir $port failed:\n$out" unless -f "$dir/root.crt"
                                                  && -f "$dir/index.txt";
     return OCSPServer::PKI->new(abs_path($dir), $port);
 }
 
-# setup(): the usual start of a scenario: a fresh work directory, a PKI whose
-# AIA URLs point to a free port, and a (not yet started) responder for it.
+# setup(pki_sets => [SET...]): the usual start of a scenario: a fresh work
+# directory, a PKI whose AIA URLs point to a free port (with mkpki.sh's
+# optional leaf SETs), and a (not yet started) responder for it.
 # Returns (WORKDIR, PKI, RESPONDER).
 sub setup {
+    my (%o) = @_;
     my $w = workdir();
     my $port = free_port();
-    my $pki = pki("$w/pki", $port);
+    my $pki = pki("$w/pki", $port, @{ $o{pki_sets} // [] });
     $DEFAULT_CA = $pki->root;
     my $resp = OCSPServer::Responder->new(dir => $w, port => $port, pki => $pki);
     return ($w, $pki, $resp);
@@ -320,7 +323,8 @@ sub new {
 sub log_file { $_[0]{log} }
 sub running  { defined $_[0]{pid} }
 
-# start(nmin => N, ndays => N, delay => SECONDS): returns once it listens.
+# start(nmin => N, ndays => N, delay => SECONDS, switch => FILE): returns
+# once it listens (switch: see ocsp_responder.pl's /switch/<mode>).
 sub start {
     my ($self, %o) = @_;
     die "responder already running\n" if $self->{pid};
@@ -331,6 +335,7 @@ sub start {
     push @cmd, '--nmin', $o{nmin}   if defined $o{nmin};
     push @cmd, '--ndays', $o{ndays} if defined $o{ndays};
     push @cmd, '--delay', $o{delay} if defined $o{delay};
+    push @cmd, '--switch', $o{switch} if defined $o{switch};
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     if (!$pid) {

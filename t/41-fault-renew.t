@@ -1,0 +1,195 @@
+# Hostile responders after a good response: every virtual host f-MODE.test
+# asks http://127.0.0.1:P/switch/MODE (OCSPStaplingForceURL), which answers
+# good until the test creates the responder's --switch file, and as MODE
+# from then on. The first fetch (at startup) is good; responses are valid
+# for 2 minutes and renewed 100 s before they expire (minus up to 10 s of
+# jitter): 10 to 20 s after the start. The switch is flipped right after the
+# start, so the first renewal meets the fault.
+#
+# For every mode: the renewal writes one line per fetch naming the
+# certificate, the URL and the reason (OCSPSTAPLE0003 at warn: the previous
+# response is still stapled); the previous, good response stays stapled,
+# byte for byte the same thisUpdate, even with ...ReturnResponderErrors on
+# (an error answer never replaces a good response); handshakes stay fast
+# while a renewal hangs (a valid response exists: no handshake waits).
+# Exceptions, by design (README "Refresh policy"): nonext is a valid
+# response and replaces the old one; unknown is the CA's verified answer and
+# replaces it too (OCSPSTAPLE0005 "it was good until now"): stapled with
+# ...ReturnResponderErrors on, nothing stapled with it off.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use File::Path ();
+use OCSPServer qw(setup handshake describe);
+use OCSPFaults qw(%CASE @MODES have_faketime update_lines);
+
+OCSPServer::deadline(200);
+my $T0 = time;
+my $FAST = 2.0;           # seconds: a handshake bound, generous on purpose
+my $TIMEOUT_HANG = 4;     # hang and slow renewals hold the fetch for 4 s
+
+my ($w, $pki, $resp) = setup(pki_sets => ['faults']);
+note(sprintf 'PKI with %d fault leaves made in %.1f s', scalar @MODES, time - $T0);
+my $switch = "$w/switch";
+unlink $switch;
+$resp->start(switch => $switch, nmin => 2);
+
+my @modes = @MODES;
+if (!have_faketime()) {
+    diag('faketime is not installed (scripts/deps.sh installs it): '
+         . 'skipping the expired and future modes');
+    @modes = grep { !$CASE{$_}{faketime} } @modes;
+}
+
+File::Path::make_path("$w/htdocs");
+open my $ix, '>', "$w/htdocs/index.html" or die "$w/htdocs/index.html: $!";
+print $ix "still serving\n";
+close $ix;
+
+my @vhosts = ({ name => 'rsa.test', cert => 'rsa' });
+for my $m (@modes) {
+    my @extra = ('OCSPStaplingForceURL ' . $pki->url("switch/$m"));
+    push @extra, "OCSPStaplingResponderTimeout $TIMEOUT_HANG" if $m eq 'hang' || $m eq 'slow';
+    push @vhosts, { name => "f-$m.test", cert => "f-$m", extra => join("\n", @extra) };
+}
+# The same certificate in a second virtual host that does not return
+# responder errors: one fetch, but stapling is decided per virtual host.
+# (The same OCSPStaplingForceURL: which virtual host's fetch settings a
+# shared certificate gets is not what this test is about.)
+push @vhosts, { name => 'f-unknown-off.test', cert => 'f-unknown',
+                extra => "OCSPStaplingForceURL ${\ $pki->url('switch/unknown') }\n"
+                       . 'OCSPStaplingReturnResponderErrors off' };
+
+# Exactly two child processes for the whole test (both must adopt what the
+# other fetched), and no new ones: a child started later staples the
+# parent's startup copy until its first refresh tick (t/43-stale-child.t).
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'renew', store => 'off',
+    mpm_conf => { ServerLimit => 2, StartServers => 2, ThreadsPerChild => 25,
+                  MaxRequestWorkers => 50, MinSpareThreads => 25, MaxSpareThreads => 75 },
+    global => [ 'OCSPStaplingResponderTimeout 5', 'OCSPStaplingRenewWindow 100s',
+                'OCSPStaplingReturnResponderErrors on' ],
+    vhosts => \@vhosts);
+my $took = $h->start(timeout => 60);
+ok($took, sprintf('httpd starts (%.1f s)', $took // -1)) or BAIL_OUT('no server');
+my $offset = $h->log_size;
+# Flip the switch at once: the renewals (10 to 20 s after the startup
+# fetch) meet the faults.
+open my $sw, '>', $switch or die "$switch: $!";
+close $sw;
+my $t_switch = time;
+
+my @startup = $h->log_lines(qr/OCSPSTAPLE000[2-5]:/);
+my @no_good = grep { !(update_lines("f-$_", @startup) == 1
+                       && (update_lines("f-$_", @startup))[0] =~ /OCSPSTAPLE0002: .* status good,/) } @modes;
+ok(!@no_good, 'startup: one good response fetched for every certificate')
+    or diag("not good: @no_good\n", @startup);
+
+# ---- before the renewal: the good responses are stapled --------------------
+my %before;
+for my $name ('unknown-off', @modes) {
+    my $r = handshake($h->port, "f-$name.test");
+    $before{$name} = $r;
+    ok($r->{stapled} && ($r->{cert_status} // '') eq 'good' && $r->{elapsed} < $FAST,
+       "f-$name.test: the good response stapled before the fault")
+        or diag(describe($r));
+}
+cmp_ok(time - $t_switch, '<', 9.5, 'these handshakes were done before the renewals were due')
+    or diag('the renewal may have met the fault already: the checks still hold');
+
+# ---- the renewal meets the faults; handshakes meanwhile --------------------
+# Every certificate gets a new update line; meanwhile, handshakes of the
+# hanging and slow ones (and a neighbour) must neither wait nor lose the
+# staple.
+my @probe = ('f-hang.test', 'f-slow.test', 'f-trylater.test', 'rsa.test');
+my (@during, $i);
+my $renewed = OCSPServer::wait_until(40, sub {
+    my $r = handshake($h->port, $probe[$i++ % @probe]);
+    push @during, $r;
+    my @l = $h->log_lines(qr/OCSPSTAPLE000[2-5]:/, $offset);
+    return !grep { !update_lines("f-$_", @l) } @modes;
+}, 0.1);
+ok($renewed, sprintf('every certificate was renewed against its fault (%.1f s after the switch)',
+                     time - $t_switch));
+my @slow = grep { !$_->{connected} || !$_->{stapled} || $_->{elapsed} >= $FAST } @during;
+my ($slowest) = sort { $b->{elapsed} <=> $a->{elapsed} } @during;
+ok(@during >= 10 && !@slow,
+   sprintf('%d handshakes while the renewals hung or failed: all stapled, each under %.0f s '
+           . '(slowest %.3f s)', scalar @during, $FAST, $slowest ? $slowest->{elapsed} : -1))
+    or diag(map { describe($_) . "\n" } @slow);
+sleep 0.5;                       # lines of a round are written when it ends
+
+# ---- one line per fetch, naming certificate, URL and reason ----------------
+my @after_lines = $h->log_lines(qr/OCSPSTAPLE000[2-5]:/, $offset);
+my @resp_log = map { [split ' '] } split /\n/, OCSPServer::slurp($resp->log_file);
+for my $m (@modes) {
+    my $c = $CASE{$m};
+    my $url = $pki->url("switch/$m");
+    my @l = update_lines("f-$m", @after_lines);
+    my $n = grep { ($_->[5] // '') eq "/switch/$m" && $_->[1] eq $m } @resp_log;
+    my $want = $c->{kind} eq 'nonext'
+        ? qr/\[ocspstaple:info\].*OCSPSTAPLE0002: cert "CN=f-$m\.test".*: update ok from \Q$url\E: status good, .*nextUpdate \(none\)/
+      : $c->{kind} eq 'unknown'
+        ? qr/\[ocspstaple:error\].*OCSPSTAPLE0005: cert "CN=f-$m\.test".*: responder \Q$url\E does not know this certificate \(status unknown\) \(it was good until now\)/
+      : $c->{kind} eq 'revoked'
+        ? qr/\[ocspstaple:crit\].*OCSPSTAPLE0004: cert "CN=f-$m\.test".*: REVOKED according to \Q$url\E \(it was good until now\)/
+      : qr/\[ocspstaple:warn\].*OCSPSTAPLE0003: cert "CN=f-$m\.test" serial [0-9A-F]+ id [0-9a-f]{16}: update failed: \Q$url\E: (?:$c->{reason}).*; still stapling the previous response until its nextUpdate; retry in \d+ s/;
+    ok(@l >= 1 && $l[0] =~ $want && (@l == $n || @l == $n - 1),
+       "$m: one line per fetch (" . scalar(@l) . " for $n), naming the certificate, $url and "
+       . ($c->{kind} =~ /^(?:fail|error)\z/ ? 'the reason' : "the $c->{kind} status"))
+        or diag("lines:\n", @l, "expected: $want\n");
+}
+
+# ---- after the renewal: still the last good response ------------------------
+for my $name ('unknown-off', @modes) {
+    my $m = $name eq 'unknown-off' ? 'unknown' : $name;
+    my $c = $CASE{$m};
+    my $b = $before{$name};
+    my $r = handshake($h->port, "f-$name.test");
+    my $label = sprintf 'f-%s.test after the fault (%.2f s)', $name, $r->{elapsed};
+    my $ok = $r->{connected} && $r->{elapsed} < $FAST;
+    if ($name eq 'unknown-off') {
+        ok($ok && !$r->{stapled},
+           "$label: unknown replaced the good response, nothing stapled (errors off)")
+            or diag(describe($r));
+    }
+    elsif ($c->{kind} eq 'unknown') {
+        ok($ok && $r->{stapled} && ($r->{cert_status} // '') eq 'unknown',
+           "$label: unknown replaced the good response and is stapled (errors on)")
+            or diag(describe($r));
+    }
+    elsif ($c->{kind} eq 'revoked') {
+        ok($ok && $r->{stapled} && ($r->{cert_status} // '') eq 'revoked',
+           "$label: the revocation replaced the good response and is stapled")
+            or diag(describe($r));
+    }
+    elsif ($c->{kind} eq 'nonext') {
+        ok($ok && $r->{stapled} && ($r->{cert_status} // '') eq 'good'
+           && !defined $r->{next_update} && defined $r->{this_update}
+           && defined $b->{this_update} && $r->{this_update} >= $b->{this_update},
+           "$label: the new response without nextUpdate is stapled")
+            or diag(describe($r), sprintf("\nat %.3f\n", $r->{time}), $h->log_lines(qr/OCSPSTAPLE0040|f-nonext/));
+    }
+    else {
+        ok($ok && $r->{stapled} && ($r->{resp_status} // '') eq 'successful'
+           && ($r->{cert_status} // '') eq 'good' && defined $r->{this_update}
+           && defined $b->{this_update} && $r->{this_update} == $b->{this_update}
+           && ($r->{next_update} // 0) == ($b->{next_update} // -1),
+           "$label: still the last good response") or diag(describe($r), "\nbefore: ", describe($b));
+    }
+}
+
+# ---- the server keeps serving ----------------------------------------------
+my $port = $h->port;
+my $out = OCSPTest::run_capture('curl', '-sS', '--max-time', 10, '--cacert', $pki->root,
+    '--resolve', "f-hang.test:$port:127.0.0.1", "https://f-hang.test:$port/index.html");
+is($out, "still serving\n", 'a plain HTTPS GET still works');
+ok($h->alive, 'server still running');
+my @crash = $h->log_lines(qr/exit signal|AH00052|Segmentation|AddressSanitizer|runtime error/);
+ok(!@crash, 'no child process crashed') or diag(@crash);
+$h->stop;
+$resp->stop;
+note(sprintf 'total %.1f s', time - $T0);
+done_testing();

@@ -1,0 +1,78 @@
+# Certificates whose AIA OCSP URL cannot work: not http(s) (ldap://),
+# malformed ("http//broken"), a host that never resolves
+# (nonexistent.invalid, RFC 6761), and one with an ldap URL before a working
+# one. The server starts at once (no long DNS or connect wait), each bad
+# certificate gets a clear line naming it, the URL and why, and no staple;
+# the working URL after a bad one is used; TLS and the other virtual hosts
+# carry on.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use File::Path ();
+use OCSPServer qw(setup handshake describe update_ok_re);
+
+plan tests => 14;
+OCSPServer::deadline(120);
+
+my ($w, $pki, $resp) = setup(pki_sets => ['badaia']);
+$resp->start;
+File::Path::make_path("$w/htdocs");
+open my $ix, '>', "$w/htdocs/index.html" or die "$w/htdocs/index.html: $!";
+print $ix "still serving\n";
+close $ix;
+
+# How long this machine takes to fail a lookup of a .invalid name (a hanging
+# resolver would make the module wait up to OCSPStaplingResponderTimeout).
+my $t = time;
+my $gai = OCSPTest::run_capture('getent', 'hosts', 'nonexistent.invalid');
+my $dns = time - $t;
+note(sprintf 'getent hosts nonexistent.invalid: %.3f s (%s)', $dns, $gai =~ /\S/ ? $gai : 'not found');
+
+my %bad = (
+    'aia-ldap'     => [ 'ldap://127.0.0.1/cn=ocsp', qr/Protocol "?ldap"? not supported/i ],
+    'aia-broken'   => [ 'http//broken',             qr/Could not resolve host|URL|malformed/i ],
+    'aia-nxdomain' => [ 'http://nonexistent.invalid/', qr/Could not resolve host: nonexistent\.invalid/ ],
+);
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
+    global => [ 'OCSPStaplingResponderTimeout 10' ],
+    vhosts => [ { name => 'rsa.test', cert => 'rsa' },
+                map({ { name => "$_.test", cert => $_ } } sort(keys %bad), 'aia-mixed') ]);
+my $took = $h->start(timeout => 60);
+ok($took, sprintf('httpd starts with the bad certificates (%.1f s)', $took // -1))
+    or BAIL_OUT('no server');
+cmp_ok($took, '<', 5, 'no long delay at startup (the responder timeout is 10 s)')
+    or diag($dns > 1 ? "DNS lookups are slow on this machine ($dns s)" : '');
+
+for my $name (sort keys %bad) {
+    my ($url, $why) = @{ $bad{$name} };
+    my $line = $h->wait_for_log(qr/OCSPSTAPLE0003: cert "CN=\Q$name\E\.test"/, 5);
+    like($line // '', qr/\[ocspstaple:error\].*OCSPSTAPLE0003: cert "CN=\Q$name\E\.test" serial [0-9A-F]+ id [0-9a-f]{16}: update failed: \Q$url\E: (?:$why).*; not stapling/,
+         "$name: one line naming the certificate, the URL $url and why");
+    my $r = handshake($h->port, "$name.test");
+    ok($r->{connected} && !$r->{stapled} && $r->{elapsed} < 2,
+       sprintf('%s: handshake completes (%.2f s), nothing stapled', $name, $r->{elapsed}))
+        or diag(describe($r));
+}
+
+my $mixed = $h->wait_for_log(update_ok_re('aia-mixed'), 5);
+like($mixed // '', qr{update ok from \Q${\ $pki->url('good') }\E: status good.*; failed before: ldap://127\.0\.0\.1/cn=ocsp: }i,
+     'aia-mixed: the http URL after the ldap one answered; the ldap failure is named');
+my $r = handshake($h->port, 'aia-mixed.test');
+ok($r->{stapled} && ($r->{cert_status} // '') eq 'good', 'aia-mixed: stapled')
+    or diag(describe($r));
+$r = handshake($h->port, 'rsa.test');
+ok($r->{stapled} && ($r->{cert_status} // '') eq 'good', 'rsa.test (a good neighbour): stapled')
+    or diag(describe($r));
+
+my $port = $h->port;
+my $out = OCSPTest::run_capture('curl', '-sS', '--max-time', 10, '--cacert', $pki->root,
+    '--resolve', "aia-nxdomain.test:$port:127.0.0.1", "https://aia-nxdomain.test:$port/index.html");
+is($out, "still serving\n", 'a plain HTTPS GET still works');
+ok($h->alive, 'server still running');
+my @crash = $h->log_lines(qr/exit signal|AH00052|Segmentation|AddressSanitizer|runtime error/);
+ok(!@crash, 'no child process crashed') or diag(@crash);
+$h->stop;
+$resp->stop;

@@ -1,0 +1,63 @@
+# A response the CA has replaced must not come back through new child
+# processes. The responder answers good at startup, then (the --switch file
+# created) "revoked"; the renewal 5 s later (OCSPStaplingRenewWindow 2d with
+# one-day responses: at once, but never sooner than 5 s after a fetch)
+# staples the revocation (OCSPSTAPLE0004, crit). The server recycles children after every
+# connection (prefork, MaxConnectionsPerChild 1), so nearly every handshake
+# meets a child forked after the revocation was fetched.
+#
+# Known module bug (TODO below): a new child starts with the parent's
+# startup copy of every response and only looks into the shared cache at its
+# first refresh tick (up to a second later) or when that copy runs out, so
+# it staples the superseded "good" response meanwhile; README "How it works"
+# 6 promises a look into the shared cache every 30 s and after a planned
+# renewal, and neither happens in the handshake path.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use OCSPServer qw(setup handshake describe);
+
+plan tests => 5;
+OCSPServer::deadline(120);
+
+my ($w, $pki, $resp) = setup();
+my $switch = "$w/switch";
+unlink $switch;
+$resp->start(switch => $switch);
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off', mpm => 'prefork',
+    mpm_conf => { StartServers => 3, MinSpareServers => 3, MaxSpareServers => 6,
+                  MaxConnectionsPerChild => 1 },
+    global => [ 'OCSPStaplingRenewWindow 2d' ],
+    vhosts => [ { name => 'rsa.test', cert => 'rsa',
+                  extra => 'OCSPStaplingForceURL ' . $pki->url('switch/revoked') } ]);
+ok($h->start, 'httpd starts (prefork, a new child for every connection)') or BAIL_OUT('no server');
+my $offset = $h->log_size;
+open my $sw, '>', $switch or die "$switch: $!";
+close $sw;
+
+my $url = $pki->url('switch/revoked');
+my $revoked = $h->wait_for_log(qr/\[ocspstaple:crit\].*OCSPSTAPLE0004: cert "CN=rsa\.test".*REVOKED according to \Q$url\E \(it was good until now\)/,
+                               30, $offset);
+ok($revoked, 'the renewal finds the certificate revoked (OCSPSTAPLE0004, crit)');
+sleep 1.5;           # every running child has had a refresh tick since
+
+my @hs;
+for (1 .. 12) {
+    push @hs, handshake($h->port, 'rsa.test');
+    sleep 0.2;
+}
+ok(!grep({ !$_->{connected} || !$_->{stapled} } @hs), '12 handshakes afterwards, all stapled')
+    or diag(map { describe($_) . "\n" } @hs);
+my @good = grep { ($_->{cert_status} // '') eq 'good' } @hs;
+TODO: {
+    local $TODO = 'module bug: new children staple the startup response until their first refresh tick';
+    is(scalar @good, 0, 'none of them staples the superseded good response')
+        or diag(scalar(@good) . ' of ' . scalar(@hs) . ' handshakes stapled "good" after the revocation: '
+                . describe($good[0]));
+}
+ok($h->alive, 'server still running');
+$h->stop;
+$resp->stop;
