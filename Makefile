@@ -3,6 +3,8 @@
 #   make install    install the module (apxs -i) and, on Debian, the a2enmod files
 #   make test       the whole test suite (installs missing Debian packages)
 #   make demo       throw-away PKI + responder + private Apache, shows a staple
+#   make bench      side by side with mod_ssl and no stapling (~8 min, 2 cores):
+#                   prints a table, writes bench/RESULTS.md
 #   make test-asan  the whole suite against an ASAN+UBSAN build (build/asan),
 #                   then `make valgrind`; fails on any sanitizer report
 #   make valgrind   the unit tests under valgrind (errors and leaks fail)
@@ -38,7 +40,7 @@ FUZZ_LIB_SRC = ocsp_fetch.c ocsp_http.c stapling_record.c refresh_policy.c
 FUZZ_COMMON  = fuzz/fuzz_common.c fuzz/fuzz_common.h
 REPLAY_BINS  = $(FUZZ_TARGETS:%=t/unit/replay_%)
 
-.PHONY: all install test demo clean deps unit test-asan asan-build asan-deps \
+.PHONY: all install test demo clean deps unit bench test-asan asan-build asan-deps \
         valgrind fuzz fuzz-build fuzz-deps
 
 all: $(MODULE)
@@ -137,7 +139,7 @@ asan-build: $(ASAN_MODULE)
 test-asan: asan-deps
 	$(MAKE) asan-build
 	@rm -f t/logs/sanitizer.*; rc=0; \
-	OCSP_MODULE=$(CURDIR)/$(ASAN_MODULE) \
+	OCSP_SANITIZE=1 OCSP_MODULE=$(CURDIR)/$(ASAN_MODULE) \
 	OCSP_SANITIZE_PRELOAD=$(ASAN_RT) \
 	OCSP_UNIT_DIR=$(CURDIR)/$(ASAN_DIR)/t/unit \
 	OCSP_HTTPD=$(CURDIR)/scripts/sanitize-httpd.sh \
@@ -189,6 +191,17 @@ fuzz-build: fuzz-deps
 
 fuzz: fuzz-build
 	./fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The benchmark's handshake client (bench/hsclient.c): plain OpenSSL, no httpd.
+BENCH_CLIENT = bench/hsclient
+$(BENCH_CLIENT): bench/hsclient.c Makefile
+	$(CC) $(WARN) -O2 -pthread $(EXTRA_CFLAGS) -o $@ bench/hsclient.c \
+	    $(EXTRA_LDFLAGS) -lssl -lcrypto
+
+# BENCH_ARGS=--quick for a short run while working on the bench itself.
+bench: deps
+	$(MAKE) all $(BENCH_CLIENT)
+	./bench/bench.pl $(BENCH_ARGS)
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) t/unit/*.o

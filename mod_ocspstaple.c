@@ -26,9 +26,7 @@
  * certificates in use. */
 #define DEFAULT_CACHE_FILE       "ocspstaple-cache"
 #define DEFAULT_CACHE_MIN_SIZE   (512 * 1024)
-/* A handshake with nothing to staple looks into the shared cache at most
- * this often per certificate and process. */
-#define COLD_SYNC_INTERVAL       apr_time_from_sec(1)
+
 
 /* Per configuration generation: rebuilt on every (graceful) restart. */
 static ocspstaple_state state;
@@ -213,6 +211,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
         return;
     }
     stapling_cache_child_init(state.cache, s, p);
+    ocspstaple_child_sync(&state, p);
     rv = apr_global_mutex_child_init(&state.fetch_mutex,
              apr_global_mutex_lockfile(state.fetch_mutex), p);
     if (rv != APR_SUCCESS) {
@@ -237,9 +236,15 @@ static int ocsp_get_resp(server_rec *s, conn_rec *c, const char *id,
     if (ocspstaple_entry_staple(e, s, cb, userdata)) {
         return OK;
     }
-    /* Nothing valid here: maybe another process has something (looked at
-     * once a second at most), else a bounded fetch unless one is under way. */
-    if (ocspstaple_entry_sync(e, state.cache, COLD_SYNC_INTERVAL, c->pool)
+    /* Nothing valid here. With a cache on this machine: maybe another
+     * process has something (looked at once a second at most), else a
+     * bounded fetch unless one is under way. A network cache (memcache,
+     * redis) may hang: then the background refresh of this process does
+     * both within a second, and handshakes never wait for it. */
+    if (!stapling_cache_is_local(state.cache)) {
+        return DECLINED;
+    }
+    if (ocspstaple_entry_sync_cold(e, state.cache, c->pool)
         && ocspstaple_entry_staple(e, s, cb, userdata)) {
         return OK;
     }

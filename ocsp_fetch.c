@@ -26,6 +26,7 @@ struct ocsp_cert {
     X509 *issuer;
     OCSP_CERTID *certid;
     apr_array_header_t *urls;
+    apr_array_header_t *unusable_urls;
     const char *subject;
     const char *serial;
     int must_staple;
@@ -102,18 +103,30 @@ static int cert_must_staple(X509 *x)
     return found;
 }
 
-static apr_array_header_t *cert_urls(X509 *x, apr_pool_t *p)
+/* An URL libcurl can POST to: http(s)://host... Anything else (ldap://,
+ * "http//broken") can never work; it is set aside once, not retried. */
+static int is_usable_url(const char *url)
 {
-    STACK_OF(OPENSSL_STRING) *aia = X509_get1_ocsp(x);
-    apr_array_header_t *urls = apr_array_make(p, 2, sizeof(const char *));
+    const char *rest = !strncasecmp(url, "http://", 7) ? url + 7
+                     : !strncasecmp(url, "https://", 8) ? url + 8 : NULL;
+
+    return rest && *rest && *rest != '/' && *rest != ':';
+}
+
+static void cert_urls(ocsp_cert *cert, apr_pool_t *p)
+{
+    STACK_OF(OPENSSL_STRING) *aia = X509_get1_ocsp(cert->leaf);
     int i;
 
+    cert->urls = apr_array_make(p, 2, sizeof(const char *));
+    cert->unusable_urls = apr_array_make(p, 1, sizeof(const char *));
     for (i = 0; aia && i < sk_OPENSSL_STRING_num(aia); i++) {
-        APR_ARRAY_PUSH(urls, const char *) =
-            apr_pstrdup(p, sk_OPENSSL_STRING_value(aia, i));
+        const char *url = apr_pstrdup(p, sk_OPENSSL_STRING_value(aia, i));
+
+        APR_ARRAY_PUSH(is_usable_url(url) ? cert->urls : cert->unusable_urls,
+                       const char *) = url;
     }
     X509_email_free(aia);
-    return urls;
 }
 
 apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
@@ -152,7 +165,7 @@ apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
                   openssl_errors(p));
         goto cleanup;
     }
-    cert->urls = cert_urls(cert->leaf, p);
+    cert_urls(cert, p);
     cert->must_staple = cert_must_staple(cert->leaf);
 
 cleanup:
@@ -167,6 +180,11 @@ cleanup:
 const apr_array_header_t *ocsp_cert_urls(const ocsp_cert *cert)
 {
     return cert->urls;
+}
+
+const apr_array_header_t *ocsp_cert_unusable_urls(const ocsp_cert *cert)
+{
+    return cert->unusable_urls;
 }
 
 const char *ocsp_cert_subject(const ocsp_cert *cert)

@@ -232,8 +232,12 @@ static const char *add_file(cmd_parms *cmd, void *dc, const char *arg)
 
     (void)dc;
     if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool)
-                 != APR_SUCCESS || finfo.filetype != APR_REG) {
+                 != APR_SUCCESS) {
         return cmd_error(cmd, "no such file:", arg,
+                         "give a DER OCSP response file");
+    }
+    if (finfo.filetype != APR_REG) {
+        return cmd_error(cmd, "not a regular file:", arg,
                          "give a DER OCSP response file");
     }
     if (!conf->files) {

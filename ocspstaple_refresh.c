@@ -387,6 +387,23 @@ apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
     return rv;
 }
 
+void ocspstaple_child_sync(ocspstaple_state *st, apr_pool_t *p)
+{
+    const apr_array_header_t *entries =
+        ocspstaple_registry_entries(st->registry);
+    apr_time_t now = apr_time_now();
+    int i;
+
+    if (!stapling_cache_is_local(st->cache)) {
+        return;
+    }
+    for (i = 0; i < entries->nelts; i++) {
+        /* Due means: the parent's copy may have been renewed since. */
+        ocspstaple_entry_due(APR_ARRAY_IDX(entries, i, ocspstaple_entry *),
+                             st->cache, now, p);
+    }
+}
+
 /* -------------------------------------------------------------- cold miss */
 
 int ocspstaple_fetch_cold(ocspstaple_state *st, ocspstaple_entry *e,

@@ -83,16 +83,21 @@ int ocspstaple_alert_flip(apr_uint32_t *bits, apr_uint32_t bit, int condition)
 }
 
 #define CACHE_TROUBLE 1
+/* A handshake with nothing to staple looks into the shared cache at most
+ * this often per certificate and process. */
+#define COLD_SYNC_INTERVAL apr_time_from_sec(1)
 
 void ocspstaple_cache_health(server_rec *s, stapling_cache *cache,
-                             apr_status_t rv, apr_pool_t *p)
+                             apr_status_t rv, int was_put, apr_pool_t *p)
 {
-    int trouble = rv != APR_SUCCESS && rv != APR_NOTFOUND;
+    int ok = rv == APR_SUCCESS || rv == STAPLING_CACHE_ECORRUPT;
 
-    if (!server_bits) {
+    /* A get that finds nothing says nothing: providers also answer
+     * APR_NOTFOUND while their server is down. */
+    if (!server_bits || (!ok && !was_put && rv == APR_NOTFOUND)) {
         return;
     }
-    switch (ocspstaple_alert_flip(server_bits, CACHE_TROUBLE, trouble)) {
+    switch (ocspstaple_alert_flip(server_bits, CACHE_TROUBLE, !ok)) {
     case OCSPSTAPLE_ALERT_RAISED:
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0024: the %s "
                      "cache fails (%s): each process staples its own copies "
@@ -195,6 +200,19 @@ static const char *find_static_file(server_rec *s, const ocsp_cert *cert,
     return found;
 }
 
+static void log_unusable_urls(server_rec *s, const ocspstaple_entry *e)
+{
+    const apr_array_header_t *bad = ocsp_cert_unusable_urls(e->cert);
+    int i;
+
+    for (i = 0; !ocspstaple_force_url(s) && i < bad->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0015: %s: "
+                     "ignoring the certificate's OCSP URL '%s': not an "
+                     "http:// or https:// URL with a host", e->label,
+                     APR_ARRAY_IDX(bad, i, const char *));
+    }
+}
+
 static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
                                const char *id, const char *pem,
                                apr_pool_t *pconf)
@@ -216,6 +234,7 @@ static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
     e->must_staple = ocsp_cert_must_staple(e->cert);
     e->static_file = find_static_file(s, e->cert, pconf);
     e->urls = responder_urls(s, e->cert, pconf);
+    log_unusable_urls(s, e);
     if (e->urls->nelts == 0 && !e->static_file) {
         ap_log_error(APLOG_MARK, e->must_staple ? APLOG_CRIT : APLOG_INFO, 0,
                      s, "OCSPSTAPLE0001: %s: no OCSP responder URL in the "
@@ -322,6 +341,16 @@ void ocspstaple_entry_get_local(ocspstaple_entry *e, stapling_record *rec,
     apr_thread_mutex_unlock(e->lock);
 }
 
+/* Once per certificate and process: a shared cache with bad entries. */
+static void complain(ocspstaple_entry *e, const char *what)
+{
+    if (!e->cache_complaint) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0023: %s: "
+                     "ignoring %s in the shared cache", e->label, what);
+        e->cache_complaint = 1;
+    }
+}
+
 /* A cached record is not trusted: other processes, or other servers sharing
  * a memcache or Redis cache, wrote it. Its DER is verified again and the
  * verdict taken from that verification, not from the record. Returns 0 when
@@ -346,12 +375,7 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
         rec->verdict = v;
         return 1;
     }
-    if (!e->cache_complaint) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0023: %s: "
-                     "ignoring a response from the shared cache that does "
-                     "not verify (%s)", e->label, why);
-        e->cache_complaint = 1;
-    }
+    complain(e, apr_psprintf(p, "a response that does not verify: %s", why));
     return 0;
 }
 
@@ -359,12 +383,26 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
  * than the response's expiry, or than the longest backoff without one. A
  * response another server fetched is renewed by that server first: we
  * follow a little later, and by then normally find its new response. */
-static void adopt_plan(const ocspstaple_entry *e, stapling_record *rec,
-                       apr_time_t now)
+static void adopt_plan(const ocspstaple_entry *e, stapling_record *rec)
 {
-    apr_time_t latest = rec->der_len ? rec->verdict.expires
-                                     : now + REFRESH_BACKOFF_MAX;
+    refresh_window w = ocspstaple_renew_window(e->s);
+    apr_time_t latest = 0, normal;
 
+    /* Times from elsewhere are not trusted either: no plan is later than
+     * our own latest renewal time for this response or, after failures, a
+     * maximal backoff after the last attempt. (Records "fetched" in the
+     * future never get here: see vet_times.) */
+    if (rec->failures > 0 || !rec->der_len) {
+        latest = rec->attempted_at + REFRESH_BACKOFF_MAX * 5 / 4;
+    }
+    if (rec->der_len) {
+        normal = refresh_renew_at(&rec->verdict, rec->fetched_at, &w, 0.0);
+        latest = normal > latest ? normal : latest;
+    }
+    if (rec->next_attempt > latest) {
+        rec->next_attempt = latest;
+    }
+    latest = rec->der_len ? rec->verdict.expires : latest;
     if (rec->der_len && rec->origin && strcmp(rec->origin, e->origin)) {
         rec->source = STAPLING_FROM_SHARED;
         rec->next_attempt = refresh_follow_at(rec->next_attempt,
@@ -374,6 +412,29 @@ static void adopt_plan(const ocspstaple_entry *e, stapling_record *rec,
     if (rec->next_attempt > latest) {
         rec->next_attempt = latest;
     }
+}
+
+/* A record with times in the future (a forged record, or a server whose
+ * clock is far ahead) would look newer than anything forever: only its
+ * response is taken, if newer than ours, with our own times and plan. */
+static int vet_times(const ocspstaple_entry *e, stapling_record *rec,
+                     apr_time_t now)
+{
+    refresh_window w = ocspstaple_renew_window(e->s);
+
+    if (rec->fetched_at <= now + OCSP_MAX_CLOCK_SKEW
+        && rec->attempted_at <= now + OCSP_MAX_CLOCK_SKEW) {
+        return 1;
+    }
+    if (!rec->der_len
+        || rec->verdict.this_update <= e->local.verdict.this_update) {
+        return 0;
+    }
+    rec->fetched_at = rec->attempted_at = now;
+    rec->failures = 0;
+    rec->next_attempt = refresh_renew_at(&rec->verdict, now, &w,
+                                         refresh_random());
+    return 1;
 }
 
 /* Newer means fetched later, or the same fetch with a later plan. */
@@ -404,12 +465,20 @@ int ocspstaple_entry_sync(ocspstaple_entry *e, stapling_cache *cache,
     /* Read and verify without e->lock: a network cache may be slow, and
      * handshakes of this certificate must not wait for it. */
     rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
-    ocspstaple_cache_health(e->s, cache, rv, p);
+    ocspstaple_cache_health(e->s, cache, rv, 0, p);
+    if (rv == STAPLING_CACHE_ECORRUPT) {
+        complain(e, "a record that does not decode");
+    }
     if (rv != APR_SUCCESS || !vet_cached(e, &rec, now, p)) {
         return 0;
     }
-    adopt_plan(e, &rec, now);
     apr_thread_mutex_lock(e->lock);
+    if (!vet_times(e, &rec, now)) {
+        apr_thread_mutex_unlock(e->lock);
+        complain(e, "a record with times in the future");
+        return 0;
+    }
+    adopt_plan(e, &rec);
     /* A bare plan never replaces a response we can still staple. */
     if (is_newer(&rec, &e->local)
         && (rec.der_len || !stapling_record_stapleable(&e->local, now, 1))) {
@@ -424,22 +493,50 @@ int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
                          apr_time_t now, apr_pool_t *p)
 {
     apr_time_t next;
+    int empty;
 
     if (e->static_file) {
         return 0;                     /* OCSPStaplingFile: never fetched */
     }
     apr_thread_mutex_lock(e->lock);
     next = e->local.next_attempt;
+    empty = !stapling_record_stapleable(&e->local, now, 1);
     apr_thread_mutex_unlock(e->lock);
-    if (now < next) {
+    if (now < next && !empty) {
         return 0;
     }
-    /* Another process, or server, may have renewed it meanwhile. */
-    ocspstaple_entry_sync(e, cache, 0, p);
+    /* Another process, or server, may have renewed it meanwhile; with
+     * nothing to staple, look every second even before our next fetch. */
+    ocspstaple_entry_sync(e, cache, now >= next ? 0 : COLD_SYNC_INTERVAL, p);
     apr_thread_mutex_lock(e->lock);
     next = e->local.next_attempt;
     apr_thread_mutex_unlock(e->lock);
     return now >= next;
+}
+
+/* A handshake with nothing valid to staple may look into the shared cache:
+ * one handshake at a time per certificate and process (the others carry on
+ * without a staple), at most once a second, and not while the cache is
+ * known to fail: a hung network cache must not hold handshakes. */
+int ocspstaple_entry_sync_cold(ocspstaple_entry *e, stapling_cache *cache,
+                               apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    int claim, adopted = 0;
+
+    apr_thread_mutex_lock(e->lock);
+    claim = !e->syncing && now - e->checked_at >= COLD_SYNC_INTERVAL
+            && !(server_bits && (apr_atomic_read32(server_bits)
+                                 & CACHE_TROUBLE));
+    e->syncing |= claim;
+    apr_thread_mutex_unlock(e->lock);
+    if (claim) {
+        adopted = ocspstaple_entry_sync(e, cache, 0, p);
+        apr_thread_mutex_lock(e->lock);
+        e->syncing = 0;
+        apr_thread_mutex_unlock(e->lock);
+    }
+    return adopted;
 }
 
 int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,

@@ -67,7 +67,7 @@ void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
                                          OCSPSTAPLE_ID_LEN, rec, p);
 
     /* On failure this process still staples it; others fetch their own. */
-    ocspstaple_cache_health(e->s, st->cache, rv, p);
+    ocspstaple_cache_health(e->s, st->cache, rv, 1, p);
     ocspstaple_entry_set_local(e, rec);
 }
 
@@ -124,6 +124,7 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
 {
     apr_time_t now = apr_time_now();
     int have_good = stapling_record_stapleable(prev, now, 0);
+    int keep_answer = !have_good && job->answer;
     stapling_record rec = *prev;
 
     rec.attempted_at = now;
@@ -135,9 +136,13 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
                  e->s, "OCSPSTAPLE0003: %s: update failed: %s; %s; retry in %"
                  APR_TIME_T_FMT " s", e->label, job->err,
                  have_good ? "still stapling the previous response until "
-                             "its nextUpdate" : "not stapling",
+                             "its nextUpdate"
+                 : keep_answer && ocspstaple_returns_errors(e->s)
+                 ? "stapling the responder's own answer "
+                   "(OCSPStaplingReturnResponderErrors on)"
+                 : "not stapling",
                  apr_time_sec(rec.next_attempt - now));
-    if (!have_good && job->answer) {
+    if (keep_answer) {
         rec.verdict = job->answer->verdict;
         rec.verdict.expires = now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
         rec.fetched_at = now;

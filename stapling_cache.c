@@ -183,7 +183,16 @@ apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    return stapling_record_decode(rec, buf, len, p);
+    /* A record that does not decode came from a cache that works. */
+    return stapling_record_decode(rec, buf, len, p) == APR_SUCCESS
+           ? APR_SUCCESS : STAPLING_CACHE_ECORRUPT;
+}
+
+int stapling_cache_is_local(const stapling_cache *cache)
+{
+    /* The providers needing a global mutex are the ones on this machine
+     * (shmcb, dbm); memcache and redis talk to servers. */
+    return (cache->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) != 0;
 }
 
 const char *stapling_cache_provider_name(const stapling_cache *cache)

@@ -76,8 +76,10 @@ apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
                              apr_pool_t *p);
 
 /* The AIA OCSP responder URLs in certificate order (const char *), maybe
- * none. */
+ * none: only http(s)://host... ones. */
 const apr_array_header_t *ocsp_cert_urls(const ocsp_cert *cert);
+/* The AIA OCSP URLs that can never work (ldap://, malformed), for a log. */
+const apr_array_header_t *ocsp_cert_unusable_urls(const ocsp_cert *cert);
 /* One-line subject ("CN=www.example.org, O=Example"), serial in hex. */
 const char *ocsp_cert_subject(const ocsp_cert *cert);
 const char *ocsp_cert_serial(const ocsp_cert *cert);

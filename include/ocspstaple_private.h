@@ -84,6 +84,7 @@ typedef struct {
     stapling_record     local;          /* der is malloc'd, owned here */
     apr_time_t          checked_at;     /* last look into the shared cache */
     int                 cache_complaint;/* logged a bad cached record once */
+    int                 syncing;        /* a cold handshake reads the cache */
 
     int                 must_staple;    /* TLS Feature status_request */
     const char         *static_file;    /* OCSPStaplingFile serving it */
@@ -159,16 +160,20 @@ int ocspstaple_entry_due(ocspstaple_entry *e, stapling_cache *cache,
  * server s. No cache, no network, no parsing. Returns 1 when cb was called. */
 int ocspstaple_entry_staple(ocspstaple_entry *e, server_rec *s,
                             ap_ssl_ocsp_copy_resp *cb, void *userdata);
+/* A handshake's cold miss: ocspstaple_entry_sync, bounded so that no more
+ * than one handshake per certificate and process waits on the cache. */
+int ocspstaple_entry_sync_cold(ocspstaple_entry *e, stapling_cache *cache,
+                               apr_pool_t *p);
 
 /* Shared alert bits: set or clear bit; says whether this call changed it,
  * so that exactly one process logs each change. */
 enum { OCSPSTAPLE_ALERT_UNCHANGED, OCSPSTAPLE_ALERT_RAISED,
        OCSPSTAPLE_ALERT_CLEARED };
 int ocspstaple_alert_flip(apr_uint32_t *bits, apr_uint32_t bit, int condition);
-/* Logs once when the shared cache starts failing (rv from a get or put), and
- * once when it works again. */
+/* Logs once when the shared cache starts failing (rv from a get, or a put
+ * when was_put), and once when it works again. */
 void ocspstaple_cache_health(server_rec *s, stapling_cache *cache,
-                             apr_status_t rv, apr_pool_t *p);
+                             apr_status_t rv, int was_put, apr_pool_t *p);
 
 /* ------------------------------------------------------------------- update */
 
@@ -206,6 +211,12 @@ void ocspstaple_alerts(ocspstaple_state *st, apr_pool_t *p);
  * responses in one child process. */
 apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
                                           apr_pool_t *pconf);
+
+/* child_init: a new child takes what was renewed since the parent's startup
+ * from a local cache (shmcb, dbm) before its first handshake, so it never
+ * staples a superseded response. Network caches are left to the background
+ * refresh (within a second): a child must not wait on them to start. */
+void ocspstaple_child_sync(ocspstaple_state *st, apr_pool_t *p);
 
 /* Handshake cold miss: fetch now, if nobody else is fetching and a fetch is
  * due; never waits for another fetch. Returns 1 when it fetched. */

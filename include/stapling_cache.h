@@ -40,11 +40,19 @@ apr_status_t stapling_cache_put(stapling_cache *cache, server_rec *s,
                                 const unsigned char *id, apr_size_t id_len,
                                 const stapling_record *rec, apr_pool_t *p);
 
-/* Reads the record stored under id; APR_NOTFOUND when there is none.
- * rec points into memory from p. */
+/* The cache answered with bytes that are not a record. */
+#define STAPLING_CACHE_ECORRUPT (APR_OS_START_USERERR + 10)
+
+/* Reads the record stored under id; APR_NOTFOUND when there is none,
+ * STAPLING_CACHE_ECORRUPT when it does not decode. rec points into memory
+ * from p. */
 apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
                                 const unsigned char *id, apr_size_t id_len,
                                 stapling_record *rec, apr_pool_t *p);
+
+/* Whether the cache lives on this machine (shmcb, dbm): reading it cannot
+ * hang on a network. */
+int stapling_cache_is_local(const stapling_cache *cache);
 
 /* "shmcb", "redis", ... */
 const char *stapling_cache_provider_name(const stapling_cache *cache);

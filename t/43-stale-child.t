@@ -6,12 +6,8 @@
 # connection (prefork, MaxConnectionsPerChild 1), so nearly every handshake
 # meets a child forked after the revocation was fetched.
 #
-# Known module bug (TODO below): a new child starts with the parent's
-# startup copy of every response and only looks into the shared cache at its
-# first refresh tick (up to a second later) or when that copy runs out, so
-# it staples the superseded "good" response meanwhile; README "How it works"
-# 6 promises a look into the shared cache every 30 s and after a planned
-# renewal, and neither happens in the handshake path.
+# A new child takes what was renewed since the parent's startup from the
+# (local, shmcb) shared cache in child_init, before its first handshake.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -52,12 +48,9 @@ for (1 .. 12) {
 ok(!grep({ !$_->{connected} || !$_->{stapled} } @hs), '12 handshakes afterwards, all stapled')
     or diag(map { describe($_) . "\n" } @hs);
 my @good = grep { ($_->{cert_status} // '') eq 'good' } @hs;
-TODO: {
-    local $TODO = 'module bug: new children staple the startup response until their first refresh tick';
-    is(scalar @good, 0, 'none of them staples the superseded good response')
-        or diag(scalar(@good) . ' of ' . scalar(@hs) . ' handshakes stapled "good" after the revocation: '
-                . describe($good[0]));
-}
+is(scalar @good, 0, 'none of them staples the superseded good response')
+    or diag(scalar(@good) . ' of ' . scalar(@hs) . ' handshakes stapled "good" after the revocation: '
+            . describe($good[0]));
 ok($h->alive, 'server still running');
 $h->stop;
 $resp->stop;
