@@ -3,7 +3,7 @@
 #   make install    install the module (apxs -i) and, on Debian, the a2enmod files
 #   make test       the whole test suite (installs missing Debian packages)
 #   make demo       throw-away PKI + responder + private Apache, shows a staple
-#   make bench      side by side with mod_ssl and no stapling (~8 min, 2 cores):
+#   make bench      side by side with mod_ssl and no stapling (~6 min, 2 cores):
 #                   prints a table, writes bench/RESULTS.md
 #   make test-asan  the whole suite against an ASAN+UBSAN build (build/asan),
 #                   then `make valgrind`; fails on any sanitizer report
@@ -205,7 +205,7 @@ bench: deps
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) t/unit/*.o
-	rm -rf build $(REPLAY_BINS)
+	rm -rf build $(REPLAY_BINS) bench/hsclient bench/out
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
 	    t/conf/modules.conf

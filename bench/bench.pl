@@ -1,0 +1,998 @@
+#!/usr/bin/perl
+# bench/bench.pl: mod_ocspstaple side by side with mod_ssl's SSLUseStapling
+# and with no stapling at all (`make bench` runs it).
+#
+#   bench/bench.pl [--quick] [--sequential] [--only cpu,sick,load,cold,scale]
+#
+# Everything runs on 127.0.0.1 in bench/out/ (wiped first): a throw-away PKI
+# (scripts/mkpki.sh plus the leaves made here), loopback OCSP responders
+# (scripts/ocsp_responder.pl), private Apache servers pinned to core 0 and
+# the handshake client bench/hsclient pinned to core 1. What is measured:
+#
+#   cpu    server CPU time per full handshake, ratio to no stapling, for a
+#          CA-signed staple without certificates and a delegated signer's
+#          staple with its certificate, RSA-2048 and ECDSA P-256 leaves;
+#          connections interleaved ABCABC... within every round (or, with
+#          --sequential, rounds ABC CBA ...), median of the paired ratios
+#   sick   handshake latency while renewals are due and the responder takes
+#          5 s, some clients not asking for a staple; healthy vs sick
+#   load   responder requests per certificate and renewal with 1, 4 and 16
+#          prefork children
+#   cold   share of the first 100 handshakes after `apache2 -k start` that
+#          carry a staple
+#   scale  1000 certificates in 1000 SNI virtual hosts: startup, time until
+#          all are stapled, memory, CPU per handshake vs one certificate
+#
+# A full run takes about 6 minutes on 2 cores. It prints a table (figure,
+# target, met?) and writes it with the details, the machine and the versions
+# to bench/RESULTS.md (--quick and --only runs write bench/out/RESULTS.md,
+# never the published one).
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use BenchKit;
+use File::Path qw(make_path remove_tree);
+use Getopt::Long qw(GetOptions);
+use JSON::PP ();
+use POSIX qw(strftime);
+use Time::HiRes qw(time sleep);
+use Time::Local qw(timelocal);
+
+my $ROOT = $BenchKit::ROOT;
+my $OUT  = "$ROOT/bench/out";
+my @ALL  = qw(cpu sick load cold scale);
+
+my %opt = (quick => 0, sequential => 0, only => join(',', @ALL));
+GetOptions('quick' => \$opt{quick}, 'only=s' => \$opt{only},
+           'sequential' => \$opt{sequential})
+    or die "usage: $0 [--quick] [--sequential] [--only " . join(',', @ALL) . "]\n";
+my %WANT = map { $_ => 1 } split /,/, $opt{only};
+for my $w (keys %WANT) {
+    die "bench: unknown scenario '$w' (known: @ALL)\n" unless grep { $_ eq $w } @ALL;
+}
+my $FULL = !$opt{quick} && keys(%WANT) == @ALL;
+
+# Sizes of the run. --quick is for working on the bench itself: the same
+# steps, too short to mean anything.
+my %P = $opt{quick} ? (
+    cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 12,
+    cold_reps => 1, scale_certs => 100, scale_passes => 2, scale_secs => 0.5,
+) : (
+    cpu_secs => 1.5, cpu_passes => 32, sick_secs => 11, sick_windows => 6, load_secs => 30,
+    cold_reps => 3, scale_certs => 1000, scale_passes => 12, scale_secs => 1.5,
+);
+my $THREADS = 8;               # client connections at once in CPU rounds
+my $SICK_DELAY = 5;            # seconds the sick responder takes to answer
+my $SICK_RATE = 400;           # handshakes per second in the latency windows
+my @CFGS = qw(none modssl ocspstaple);
+my %CFG_NAME = (none => 'no stapling', modssl => 'mod_ssl SSLUseStapling',
+                ocspstaple => 'mod_ocspstaple');
+my $DEADLINE = 20 * 60;        # a stuck run ends, and stops what it started
+my $DISTURBED = 0.2;           # a CPU round with more of core 0 going elsewhere is left out
+
+$| = 1;
+$SIG{INT}  = sub { print STDERR "bench: interrupted\n"; exit 130 };
+$SIG{TERM} = sub { print STDERR "bench: terminated\n";  exit 143 };
+$SIG{ALRM} = sub { print STDERR "bench: deadline of $DEADLINE s passed\n"; exit 124 };
+alarm $DEADLINE;
+
+-x $BenchKit::HSCLIENT or die "bench: $BenchKit::HSCLIENT missing (make bench builds it)\n";
+-f $BenchKit::MODULE   or die "bench: $BenchKit::MODULE missing (make bench builds it)\n";
+
+my $T0 = time;
+my %machine = machine();
+remove_tree($OUT);
+make_path($OUT);
+note("mod_ocspstaple bench: $machine{cpu}, $machine{nproc} cores; results in bench/out/");
+my $PORT0 = BenchKit::free_port();
+my $PKI = make_pki($PORT0, $WANT{scale} ? $P{scale_certs} : 0);
+
+my @sections;
+push @sections, scenario_cpu()   if $WANT{cpu};
+push @sections, scenario_sick()  if $WANT{sick};
+push @sections, scenario_load()  if $WANT{load};
+push @sections, scenario_cold()  if $WANT{cold};
+push @sections, scenario_scale() if $WANT{scale};
+
+my $duration = time - $T0;
+my $table = summary_table(map { @{ $_->{rows} } } @sections);
+print "\n$table\n";
+my $file = $FULL ? "$ROOT/bench/RESULTS.md" : "$OUT/RESULTS.md";
+BenchKit::spit($file, results_md($table, $duration, @sections));
+note(sprintf('done in %.0f s; written to %s', $duration, $file =~ s{^\Q$ROOT\E/}{}r));
+exit 0;
+
+# ============================================================================
+# helpers
+
+sub note { printf "[%4.0f s] %s\n", time - $T0, join('', @_) }
+
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return undef unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
+sub min_max {
+    my @v = sort { $a <=> $b } @_;
+    return ($v[0], $v[-1]);
+}
+
+# Nearest-rank percentile of a list (not necessarily sorted).
+sub pct {
+    my ($p, @v) = @_;
+    return 0 unless @v;
+    @v = sort { $a <=> $b } @v;
+    my $rank = int($p * @v + 0.999999);
+    $rank = 1 if $rank < 1;
+    return $v[($rank > @v ? scalar @v : $rank) - 1];
+}
+
+sub ms { sprintf($_[0] >= 100 ? '%.0f' : $_[0] >= 10 ? '%.1f' : '%.2f', $_[0]) }
+
+sub first_line {
+    my (@cmd) = @_;
+    open my $fh, '-|', @cmd or return '?';
+    my $l = <$fh> // '?';
+    close $fh;
+    chomp $l;
+    return $l;
+}
+
+sub machine {
+    my $cpuinfo = BenchKit::slurp('/proc/cpuinfo');
+    my ($model) = $cpuinfo =~ /^model name\s*:\s*(.+)$/m;
+    my $nproc = () = $cpuinfo =~ /^processor\s*:/mg;
+    my ($mem) = BenchKit::slurp('/proc/meminfo') =~ /^MemTotal:\s+(\d+)/m;
+    my $git = first_line('git', '-C', $ROOT, 'describe', '--always', '--dirty', '--abbrev=12');
+    return (cpu => $model // '?', nproc => $nproc,
+            mem => sprintf('%.1f GiB', ($mem // 0) / 1048576),
+            kernel => first_line('uname', '-sr'),
+            apache => first_line($BenchKit::HTTPD, '-v') =~ s/^Server version:\s*//r,
+            openssl => first_line('openssl', 'version'),
+            commit => $git,
+            load0 => (split ' ', BenchKit::slurp('/proc/loadavg'))[0],
+            date => strftime('%Y-%m-%d %H:%M:%S UTC', gmtime));
+}
+
+# ============================================================================
+# PKI: scripts/mkpki.sh (root, intermediate, rsa, ecdsa, delegated, ...) plus
+# the leaves only the bench needs, all listed as valid in the responder's
+# index.txt: "ecdel" (ECDSA, delegated responder) and m1..mN (ECDSA, CA-signed
+# responses) for the scale scenario.
+
+sub make_pki {
+    my ($port, $n) = @_;
+    my $dir = "$OUT/pki";
+    BenchKit::run_logged("$OUT/mkpki.out", 'timeout', 120, "$ROOT/scripts/mkpki.sh",
+                         $dir, $port) == 0
+        or die "bench: mkpki.sh failed:\n" . BenchKit::slurp("$OUT/mkpki.out");
+    my $t = time;
+    my @leaves = ([ 'ecdel', 'delegated.test', 'delegated', 0x4FFFFF ],
+                  map { [ "m$_", "m$_.bench", 'good', 0x500000 + $_ ] } 1 .. $n);
+    make_leaves($dir, $port, @leaves);
+    note(sprintf('PKI: mkpki.sh and %d more ECDSA leaves (%.1f s)', scalar @leaves, time - $t));
+    return $dir;
+}
+
+# make_leaves(DIR, PORT, [NAME, DNS, MODE, SERIAL]...): one `openssl req -x509
+# -CA` per leaf (key, request and signature in one process), as many at once
+# as there are cores.
+sub make_leaves {
+    my ($dir, $port, @leaves) = @_;
+    for my $mode (qw(good delegated)) {
+        BenchKit::spit("$OUT/leaf-$mode.cnf", <<"EOF");
+[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = ext
+[dn]
+CN = placeholder
+[ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:$port/$mode
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+    }
+    my %running;
+    my $failed = 0;
+    for my $l (@leaves) {
+        $failed += reap(\%running) while keys %running >= $machine{nproc};
+        my ($name, $dns, $mode, $serial) = @$l;
+        my $pid = fork // die "bench: fork: $!\n";
+        if (!$pid) {
+            open STDOUT, '>', '/dev/null';
+            open STDERR, '>', "$OUT/leaf.err";
+            { no warnings 'exec';
+              exec 'openssl', 'req', '-x509', '-config', "$OUT/leaf-$mode.cnf",
+                  '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                  '-keyout', "$dir/$name.key", '-out', "$dir/$name.pem",
+                  '-subj', "/CN=$dns", '-addext', "subjectAltName=DNS:$dns",
+                  '-CA', "$dir/intermediate.crt", '-CAkey', "$dir/intermediate.key",
+                  '-days', 30, '-set_serial', $serial, '-sha256'; }
+            POSIX::_exit(127);
+        }
+        $running{$pid} = 1;
+    }
+    $failed += reap(\%running) while keys %running;
+    die "bench: making leaves failed: " . BenchKit::slurp("$OUT/leaf.err") if $failed;
+    index_leaves($dir, @leaves);
+}
+
+sub reap {
+    my ($running) = @_;
+    my $pid = wait;
+    return 0 if $pid < 0;
+    delete $running->{$pid};
+    return $? ? 1 : 0;
+}
+
+# Each leaf valid in index.txt (openssl ocsp looks the status up by serial)
+# and its .crt: the leaf followed by the intermediate, as mod_ssl wants it.
+sub index_leaves {
+    my ($dir, @leaves) = @_;
+    my $expiry = strftime('%y%m%d%H%M%SZ', gmtime(time + 30 * 86400));
+    my $intermediate = BenchKit::slurp("$dir/intermediate.crt");
+    open my $idx, '>>', "$dir/index.txt" or die "bench: index.txt: $!\n";
+    for my $l (@leaves) {
+        my ($name, $dns, undef, $serial) = @$l;
+        printf $idx "V\t%s\t\t%X\tunknown\t/CN=%s\n", $expiry, $serial, $dns;
+        BenchKit::spit("$dir/$name.crt", BenchKit::slurp("$dir/$name.pem") . $intermediate);
+    }
+    close $idx or die "bench: index.txt: $!\n";
+}
+
+# ============================================================================
+# 1. Server CPU per full handshake, ratio to no stapling.
+#
+# Three servers (no stapling, mod_ssl with a warm cache, mod_ocspstaple) run
+# side by side on core 0. A round is one client run of cpu_secs; its figure
+# per server is the server's CPU time (all its processes, /proc) divided by
+# the handshakes it served. Interleaving is as fine as it gets: in every
+# round the client sends its connections to the three servers in turn
+# (A B C A B C ..., order reversed every other round), so all three share
+# every moment of the round, and whatever else the machine does meanwhile
+# hits them alike. Each round gives one paired ratio per configuration (to
+# no stapling in the same round); the figure is their median. With
+# --sequential a round serves one server only and rounds go ABC CBA ...
+# (ABBA): fair against slow drifts only; on a busy machine the ratios then
+# spread far wider.
+
+sub scenario_cpu {
+    note('cpu: server CPU per handshake, 3 configurations side by side');
+    my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-cpu',
+                                        port => $PORT0, pki => $PKI);
+    $resp->start;
+    # One vhost per response shape, an RSA and an ECDSA certificate in each:
+    # the client's signature algorithms pick one.
+    my @vhosts = ([ 'rsa.test', 'rsa', 'ecdsa' ],
+                  [ 'delegated.test', 'delegated', 'ecdel' ]);
+    my %srv = map { $_ => BenchKit::Httpd->new(dir => $OUT, label => "cpu-$_",
+                        flavour => $_, pki => $PKI, vhosts => \@vhosts) } @CFGS;
+    $_->start for values %srv;
+    my @combos = map { my $s = $_; map { { shape => $s, key => $_ } } qw(rsa ecdsa) }
+                 qw(good delegated);
+    my @problems = cpu_warm(\%srv, @combos);
+    my @rounds;
+    for my $pass (1 .. $P{cpu_passes}) {
+        my @order = $pass % 2 ? @CFGS : reverse @CFGS;
+        for my $c (@combos) {
+            push @rounds, $opt{sequential} ? map { cpu_round(\%srv, $c, $pass, $_) } @order
+                                           : cpu_round(\%srv, $c, $pass, @order);
+        }
+        note("cpu: pass $pass of $P{cpu_passes}") if $pass % 4 == 0;
+    }
+    $_->stop for values %srv;
+    $resp->stop;
+    return cpu_results(\@rounds, \@combos, \@problems);
+}
+
+sub sni_of { $_[0]{shape} eq 'good' ? 'rsa.test' : 'delegated.test' }
+
+# Warms mod_ssl's cache (its first handshake fetches) and checks that each
+# server staples (or not) as it should; returns the problems found.
+sub cpu_warm {
+    my ($srv, @combos) = @_;
+    my @problems;
+    for my $c (@combos) {
+        for my $cfg (@CFGS) {
+            my $r = BenchKit::client(port => $srv->{$cfg}->port, sni => sni_of($c),
+                                     key => $c->{key}, count => 40, threads => 2)->{all};
+            my $want = $cfg eq 'none' ? 0 : $r->{handshakes};
+            push @problems, "$cfg $c->{shape}/$c->{key}: $r->{stapled} of "
+                . "$r->{handshakes} stapled, $r->{errors} errors, $r->{keymismatch} wrong key"
+                if $r->{stapled} != $want || $r->{errors} || $r->{keymismatch}
+                   || $r->{badstaple} || $r->{handshakes} != 40;
+            $c->{staple_bytes} = $r->{staple_bytes} if $r->{staple_bytes};
+        }
+    }
+    return @problems;
+}
+
+# One round of the client against the servers of ORDER (connections to each
+# in turn when there are several); returns one record per server.
+sub cpu_round {
+    my ($srv, $c, $pass, @order) = @_;
+    my %before = map { $_ => $srv->{$_}->cpu } @order;
+    my $core0 = BenchKit::core_time(0);
+    my $r = BenchKit::client(port => join(',', map { $srv->{$_}->port } @order),
+                             sni => sni_of($c), key => $c->{key},
+                             secs => $P{cpu_secs}, threads => $THREADS);
+    my %after = map { $_ => $srv->{$_}->cpu } @order;
+    my $foreign = foreign_share($core0, map { $after{$_}{ns} - $before{$_}{ns} } @order);
+    return map {
+        my ($cfg, $b, $a) = ($_, $before{$_}, $after{$_});
+        my $x = BenchKit::port_result($r, $srv->{$cfg}->port);
+        my $n = $x->{handshakes} || 1;
+        { pass => $pass, cfg => $cfg, combo => "$c->{shape}/$c->{key}",
+          us => ($a->{ns} - $b->{ns}) / 1000 / $n,
+          tick_us => ($a->{ticks} - $b->{ticks}) * 1e6 / 100 / $n,
+          ticks => $a->{ticks} - $b->{ticks}, ns => $a->{ns} - $b->{ns},
+          handshakes => $x->{handshakes}, stapled => $x->{stapled},
+          errors => $x->{errors}, same_pids => $b->{pids} eq $a->{pids},
+          foreign => $foreign }
+    } @order;
+}
+
+# The share of core 0 that went to something else than our servers since
+# BEFORE (other processes, the hypervisor), given our servers' CPU in ns.
+sub foreign_share {
+    my ($before, @ns) = @_;
+    my $now = BenchKit::core_time(0);
+    my $total = $now->{total} - $before->{total} or return 0;
+    my $ours = 0;
+    $ours += $_ / 1e9 for @ns;
+    my $share = ($now->{busy} - $before->{busy} - $ours) / $total;
+    return $share < 0 ? 0 : $share;
+}
+
+sub cpu_results {
+    my ($rounds, $combos, $problems) = @_;
+    my (@rows, @detail);
+    BenchKit::spit("$OUT/cpu-rounds.tsv", join '', map { join("\t", @$_{
+        qw(pass combo cfg handshakes stapled errors us tick_us foreign)}) . "\n" } @$rounds);
+    push @$problems, 'a server process started or exited during a round'
+        if grep { !$_->{same_pids} } @$rounds;
+    push @$problems, 'handshakes failed during the rounds'
+        if grep { $_->{errors} } @$rounds;
+    push @detail, '| Shape, key | staple | no stapling µs/hs | mod_ssl µs/hs | '
+        . 'mod_ocspstaple µs/hs | mod_ssl ratio | mod_ocspstaple ratio |',
+        '|---|---|---|---|---|---|---|';
+    my ($kept_all, $all) = (0, 0);
+    for my $c (@$combos) {
+        my $k = "$c->{shape}/$c->{key}";
+        my %by = map { my $cfg = $_; $cfg => { map { $_->{pass} => $_ }
+                     grep { $_->{combo} eq $k && $_->{cfg} eq $cfg } @$rounds } } @CFGS;
+        my @passes = undisturbed([ sort { $a <=> $b } keys %{ $by{none} } ],
+                                 sub { my ($p) = @_; map { $by{$_}{$p}{foreign} } @CFGS });
+        $kept_all += @passes;
+        $all += keys %{ $by{none} };
+        my %ratio = map { my $cfg = $_; $cfg => [ map { $by{$cfg}{$_}{us} / $by{none}{$_}{us} }
+                          @passes ] } qw(modssl ocspstaple);
+        my %med = map { my $cfg = $_; $cfg => median(map { $by{$cfg}{$_}{us} } @passes) } @CFGS;
+        my $label = ($c->{shape} eq 'good' ? 'CA-signed staple' : 'delegated signer + cert')
+            . ', ' . ($c->{key} eq 'rsa' ? 'RSA-2048' : 'ECDSA P-256');
+        my $m = median(@{ $ratio{ocspstaple} });
+        push @rows, { figure => "Server CPU per handshake vs no stapling: $label"
+                               . " (staple " . ($c->{staple_bytes} // '?') . ' B)',
+                      ours => ratio_str($ratio{ocspstaple}),
+                      modssl => ratio_str($ratio{modssl}),
+                      target => '≤ 1.03',
+                      met => @$problems || !defined $m ? 'no (invalid run)' : yn($m <= 1.03) };
+        push @detail, sprintf('| %s | %s B | %.0f | %.0f | %.0f | %s | %s |', $label,
+            $c->{staple_bytes} // '?', @med{@CFGS}, ratio_str($ratio{modssl}),
+            ratio_str($ratio{ocspstaple}));
+    }
+    push @detail, '', disturbed_note($kept_all, $all, map { $_->{foreign} }
+                                     grep { $_->{cfg} eq 'none' } @$rounds),
+        '', cpu_crosscheck($rounds), cpu_method();
+    push @detail, '', '**Problems:** ' . join('; ', @$problems) if @$problems;
+    return { title => 'Server CPU per full handshake', rows => \@rows,
+             detail => join("\n", @detail) };
+}
+
+# The passes whose rounds had core 0 to themselves, or nearly: those where
+# other processes or the hypervisor took more than $DISTURBED of it are left
+# out (the client's and the servers' own work is not counted against them).
+# When more than half would go, all are kept: the machine was busy
+# throughout and the spread will show it.
+sub undisturbed {
+    my ($passes, $foreign_of) = @_;
+    my @kept = grep { my $p = $_; !grep { $_ > $DISTURBED } $foreign_of->($p) } @$passes;
+    return @kept * 2 >= @$passes ? @kept : @$passes;
+}
+
+sub disturbed_note {
+    my ($kept, $all, @foreign) = @_;
+    return sprintf('Rounds in which something else (other processes, the hypervisor) took '
+        . 'more than %d %% of core 0 are not counted, unless that would leave out more '
+        . 'than half of those of a figure: %d of %d left out%s.', 100 * $DISTURBED,
+        $all - $kept, $all, @foreign ? sprintf('; other work took a median %.0f %% of '
+        . 'core 0 during the rounds', 100 * median(@foreign)) : '');
+}
+
+sub ratio_str {
+    my ($r) = @_;
+    return 'n/a' unless $r && @$r;
+    my ($lo, $hi) = min_max(@$r);
+    return sprintf('%.3f (%.3f–%.3f)', median(@$r), $lo, $hi);
+}
+
+sub yn { $_[0] ? 'yes' : 'no' }
+
+# The precise figure (scheduler nanoseconds per thread) against the coarse
+# one (utime+stime in 10 ms ticks per process): totals over all rounds must
+# agree, or some thread's time went missing.
+sub cpu_crosscheck {
+    my ($rounds) = @_;
+    my ($ns, $ticks) = (0, 0);
+    $ns += $_->{ns} for @$rounds;
+    $ticks += $_->{ticks} for @$rounds;
+    my $tick_ns = $ticks * 1e7;
+    return sprintf('Cross-check: CPU time of all rounds %.2f s from the scheduler '
+        . '(/proc/PID/task/TID/schedstat), %.2f s from utime+stime (/proc/PID/stat): '
+        . '%+.1f %%.', $ns / 1e9, $tick_ns / 1e9, $ns ? 100 * ($tick_ns - $ns) / $ns : 0);
+}
+
+sub cpu_method {
+    my $how = $opt{sequential}
+        ? "every shape and key type gets one round of $P{cpu_secs} s per configuration, "
+          . 'in the order ABC then CBA (A = no stapling)'
+        : "every shape and key type gets one round of $P{cpu_secs} s in which the "
+          . 'client sends its connections to the three servers in turn (ABC, then CBA '
+          . 'in the next pass)';
+    return "\nMethod: $P{cpu_passes} passes; in each, $how; ratio = µs/handshake of the "
+        . 'configuration / µs/handshake of no stapling in the same pass; shown: median '
+        . '(min–max) over the passes. µs/handshake columns: medians. Server CPU: all '
+        . "threads of all processes of the server, from /proc. Client: $THREADS connections, "
+        . 'TLS 1.3, one full handshake per connection, status_request sent. '
+        . 'Raw rounds: bench/out/cpu-rounds.tsv.';
+}
+
+# ============================================================================
+# 2. Latency while a renewal is due and the responder is sick (5 s per answer).
+#
+# Responses live 60 s (--nmin 1). mod_ocspstaple renews 55 s before
+# nextUpdate, i.e. as soon as it may (5 s after a fetch): a renewal is due
+# or running all the time. mod_ssl drops its cached response after
+# SSLStaplingStandardCacheTimeout 5 and fetches again in a handshake.
+#
+# Healthy and sick are measured side by side, like the CPU figures: each
+# window starts two fresh servers, each with a responder of its own; both
+# responders are healthy while the servers start (start-up fetches are
+# measured elsewhere), then one of them turns sick. The client sends its
+# connections to the two servers in turn, 400 handshakes/s over 16
+# connections, 4 of which never ask for a staple. About 5 s into the window
+# a renewal (mod_ssl: a cache miss) reaches the sick responder and waits
+# 5 s for its answer. mod_ocspstaple gets sick_windows windows, pooled;
+# mod_ssl one, for contrast.
+
+sub scenario_sick {
+    note("sick: latency with a responder taking $SICK_DELAY s, renewals due");
+    my %runs;
+    for my $i (1 .. $P{sick_windows}) {
+        push @{ $runs{ocspstaple} }, sick_window('ocspstaple', $i);
+    }
+    push @{ $runs{modssl} }, sick_window('modssl', 1);
+    return sick_results(\%runs);
+}
+
+# One window: returns { healthy => {...}, sick => {...} } with the latencies
+# of each server's handshakes and what the client and responders saw.
+sub sick_window {
+    my ($cfg, $i) = @_;
+    my @conds = $i % 2 ? qw(healthy sick) : qw(sick healthy);    # port order
+    my (%resp, %srv);
+    for my $cond (@conds) {
+        my $label = "sick-$cfg-$i-$cond";
+        $resp{$cond} = BenchKit::Responder->new(dir => $OUT, name => "responder-$label",
+                           port => BenchKit::free_port(), pki => $PKI);
+        $resp{$cond}->start(nmin => 1);
+        my $url = $resp{$cond}->url('good');
+        $srv{$cond} = BenchKit::Httpd->new(dir => $OUT, label => $label, flavour => $cfg,
+            pki => $PKI, vhosts => [ [ 'ecdsa.test', 'ecdsa' ] ], ssl_cache_timeout => 5,
+            extra => $cfg eq 'ocspstaple'
+                     ? [ 'OCSPStaplingRenewWindow 55s', "OCSPStaplingForceURL $url" ]
+                     : [ "SSLStaplingForceURL $url" ]);
+        $srv{$cond}->start;
+    }
+    my $ports = join ',', map { $srv{$_}->port } @conds;
+    BenchKit::client(port => $ports, sni => 'ecdsa.test', key => 'ecdsa', count => 2,
+                     threads => 1);          # mod_ssl's first fetch, while healthy
+    $resp{sick}->start(nmin => 1, delay => $SICK_DELAY);
+    my $raw = "$OUT/sick-$cfg-$i.latencies";
+    my $t0 = time;
+    my $c = BenchKit::client(port => $ports, sni => 'ecdsa.test', key => 'ecdsa',
+                             secs => $P{sick_secs}, threads => 16, rate => $SICK_RATE,
+                             nostatus_pct => 25, raw => $raw);
+    my $t1 = time;
+    # A renewal still waiting for the sick responder is let finish: its
+    # "update ok" line tells when it was in flight (see in_flight).
+    BenchKit::wait_until($SICK_DELAY + 2, sub {
+        grep { log_time($_) > $t0 + $SICK_DELAY } $srv{sick}->log_lines(qr/OCSPSTAPLE0002: /) })
+        if $cfg eq 'ocspstaple';
+    $_->stop for values %srv;
+    $_->stop for values %resp;
+    # "STATUS LATENCY_US START_US PORT_INDEX" per handshake.
+    my @lat = map { [ split ' ' ] } split /\n/, BenchKit::slurp($raw);
+    my %w;
+    for my $ix (0 .. $#conds) {
+        my $cond = $conds[$ix];
+        my @mine = grep { $_->[3] == $ix } @lat;
+        my $p = BenchKit::port_result($c, $srv{$cond}->port);
+        $w{$cond} = { lat => \@mine, handshakes => $p->{handshakes}, stapled => $p->{stapled},
+                      errors => $p->{errors}, asked => scalar(grep { $_->[0] } @mine),
+                      requests => scalar $resp{$cond}->times(int($t0) + 1, int($t1) + 1),
+                      inflight => $cond eq 'sick' && $cfg eq 'ocspstaple'
+                                  ? in_flight($srv{sick}, $t0, \@mine) : [] };
+    }
+    note(sprintf('sick: %-10s window %d: p99.9 healthy %s ms, sick %s ms', $cfg, $i,
+                 map { ms(pooled([ $w{$_} ])->{p999}) } qw(healthy sick)));
+    return \%w;
+}
+
+# Latencies (ms) of the handshakes that started while a renewal was waiting
+# for the sick responder: the $SICK_DELAY s before each "update ok" line
+# (OCSPSTAPLE0002, time to the microsecond) after the window began at T0.
+sub in_flight {
+    my ($h, $t0, $lat) = @_;
+    my @done = grep { $_ > $t0 + $SICK_DELAY } map { log_time($_) }
+               $h->log_lines(qr/OCSPSTAPLE0002: /);
+    return [ map { $_->[1] / 1000 } grep { my $at = $t0 + $_->[2] / 1e6;
+                 grep { $at >= $_ - $SICK_DELAY && $at < $_ } @done } @$lat ];
+}
+
+# "[Sat Nov 21 00:58:55.312292 2026] ..." (httpd's local time) -> epoch.
+sub log_time {
+    my ($line) = @_;
+    my %MON = (Jan => 0, Feb => 1, Mar => 2, Apr => 3, May => 4, Jun => 5,
+               Jul => 6, Aug => 7, Sep => 8, Oct => 9, Nov => 10, Dec => 11);
+    my ($mon, $d, $h, $m, $sec, $frac, $y) =
+        $line =~ /^\[\w{3} (\w{3}) +(\d+) (\d\d):(\d\d):(\d\d)\.(\d+) (\d{4})\]/ or return 0;
+    return timelocal($sec, $m, $h, $d, $MON{$mon}, $y) + "0.$frac";
+}
+
+sub pct_set {
+    my (@v) = @_;
+    return { n => scalar @v, map { $_->[0] => pct($_->[1], @v) }
+             [p50 => 0.5], [p99 => 0.99], [p999 => 0.999], [max => 1] };
+}
+
+# Percentiles (ms) of the pooled handshakes of the window records W; CLASS
+# 1: those that asked for a staple, 0: those that did not, undef: all.
+sub pooled {
+    my ($w, $class) = @_;
+    return pct_set(map { $_->[1] / 1000 } grep { !defined $class || $_->[0] == $class }
+                   map { @{ $_->{lat} } } @$w);
+}
+
+sub sick_results {
+    my ($runs) = @_;
+    my (%s, %quiet);
+    for my $cfg (keys %$runs) {
+        for my $cond (qw(healthy sick)) {
+            my @w = map { $_->{$cond} } @{ $runs->{$cfg} };
+            my $k = "$cfg/$cond";
+            $s{$k} = pooled(\@w);
+            $quiet{$k} = pooled(\@w, 0);
+            for my $f (qw(errors requests asked stapled)) {
+                $s{$k}{$f} += $_->{$f} for @w;
+            }
+            $s{$k}{windows} = @w;
+        }
+    }
+    my $fl = pct_set(map { @{ $_->{sick}{inflight} } } @{ $runs->{ocspstaple} });
+    my ($h, $k) = @s{qw(ocspstaple/healthy ocspstaple/sick)};
+    my ($mh, $mk) = @s{qw(modssl/healthy modssl/sick)};
+    my $ratio = $h->{p999} ? $k->{p999} / $h->{p999} : 0;
+    my $lat = sub { my ($x) = @_; join(' / ', map { ms($x->{$_}) } qw(p50 p99 p999 max)) };
+    my @rows = (
+        { figure => "Handshake p99.9, responder answering in $SICK_DELAY s while renewals are due (healthy → sick)",
+          ours => sprintf('%s → %s ms (%.2fx)', ms($h->{p999}), ms($k->{p999}), $ratio),
+          modssl => sprintf('%s → %s ms', ms($mh->{p999}), ms($mk->{p999})),
+          target => '≤ 1.5x healthy',
+          met => yn($ratio <= 1.5 && !$k->{errors} && $k->{stapled} == $k->{asked}) },
+        { figure => 'Handshake p50 / p99 / p99.9 / max with the sick responder (ms)',
+          ours => $lat->($k), modssl => $lat->($mk), target => '—', met => '—' },
+    );
+    my @detail = ('| Server, responder | windows | handshakes | staples (of those asking) | errors '
+        . '| responder requests | p50 | p99 | p99.9 | max (ms) | without status_request: p99.9 / max |',
+        '|---|---|---|---|---|---|---|---|---|---|---|');
+    for my $key (qw(ocspstaple/healthy ocspstaple/sick modssl/healthy modssl/sick)) {
+        my $x = $s{$key} or next;
+        push @detail, sprintf('| %s | %d | %d | %d of %d | %d | %d | %s | %s | %s | %s | %s / %s |',
+            $key =~ s{^ocspstaple}{mod_ocspstaple}r =~ s{^modssl}{mod_ssl}r, $x->{windows},
+            $x->{n}, $x->{stapled}, $x->{asked}, $x->{errors}, $x->{requests},
+            (map { ms($x->{$_}) } qw(p50 p99 p999 max)),
+            ms($quiet{$key}{p999}), ms($quiet{$key}{max}));
+    }
+    push @detail, '', sprintf('mod_ocspstaple, only the %d handshakes that started while a '
+        . "renewal was waiting for the sick responder (the $SICK_DELAY s before each "
+        . 'OCSPSTAPLE0002 line): p50 %s, p99 %s, p99.9 %s, max %s ms.', $fl->{n},
+        map { ms($fl->{$_}) } qw(p50 p99 p999 max));
+    push @detail, '', "Method: responses valid 60 s; mod_ocspstaple `OCSPStaplingRenewWindow 55s` "
+        . '(a renewal due 5 s after every fetch), mod_ssl `SSLStaplingStandardCacheTimeout 5`. '
+        . "Per $P{sick_secs} s window two fresh servers side by side, each with a responder of "
+        . 'its own; both responders healthy while the servers start, then one turns sick '
+        . "(answers after $SICK_DELAY s), so that a renewal (mod_ssl: a cache miss) waits for "
+        . "it during about $SICK_DELAY s of the window. The client sends its connections to "
+        . "the two servers in turn: $SICK_RATE handshakes/s in all (ECDSA, TLS 1.3) over 16 "
+        . "connections, 4 of them without status_request. mod_ocspstaple: $P{sick_windows} "
+        . 'windows, percentiles over their pooled handshakes; mod_ssl: one window. Latency: '
+        . 'from connect() to the end of the handshake. "responder requests": answered during '
+        . 'the windows.';
+    return { title => 'Latency with a sick responder', rows => \@rows,
+             detail => join("\n", @detail) };
+}
+
+# ============================================================================
+# 3. Responder requests per certificate and renewal, 1, 4 and 16 processes.
+#
+# Three prefork servers (1, 4, 16 children, fixed) run at once, each with its
+# own responder (OCSPStaplingForceURL) answering with 60 s responses, and
+# `OCSPStaplingRenewWindow 50s`: a renewal every 5-10 s. Light traffic
+# reaches every server. Over load_secs the responder logs are read: requests
+# for the one certificate, grouped into renewals (requests less than 3 s
+# apart belong to the same renewal; renewals are at least 5 s apart).
+
+sub scenario_load {
+    note("load: responder requests per renewal, 1/4/16 processes, $P{load_secs} s");
+    my @n = (1, 4, 16);
+    my (%resp, %srv);
+    for my $n (@n) {
+        $resp{$n} = BenchKit::Responder->new(dir => $OUT, name => "responder-load-$n",
+                        port => BenchKit::free_port(), pki => $PKI);
+        $resp{$n}->start(nmin => 1);
+        $srv{$n} = BenchKit::Httpd->new(dir => $OUT, label => "load-$n",
+            flavour => 'ocspstaple', pki => $PKI, mpm => 'prefork',
+            mpm_conf => BenchKit::Httpd::prefork_conf($n),
+            vhosts => [ [ 'ecdsa.test', 'ecdsa' ] ],
+            extra => [ 'OCSPStaplingForceURL ' . $resp{$n}->url('good'),
+                       'OCSPStaplingRenewWindow 50s' ]);
+        $srv{$n}->start;
+    }
+    my $t0 = int(time) + 1;
+    sleep($t0 - time);
+    my %bg = map { $_ => client_bg(port => $srv{$_}->port, sni => 'ecdsa.test',
+                        key => 'ecdsa', secs => $P{load_secs}, threads => 4, rate => 20) } @n;
+    my %traffic = map { $_ => client_wait($bg{$_}) } @n;
+    my $t1 = $t0 + $P{load_secs};
+    sleep($t1 - time) if $t1 > time;
+    my %procs = map { my @p = $srv{$_}->pids; $_ => @p - 1 } @n;
+    $_->stop for values %srv;
+    $_->stop for values %resp;
+    return load_results(\@n, \%resp, \%traffic, \%procs, $t0, $t1);
+}
+
+# The client in the background: returns a handle for client_wait().
+sub client_bg {
+    my (%o) = @_;
+    pipe(my $rd, my $wr) or die "bench: pipe: $!\n";
+    my $pid = fork // die "bench: fork: $!\n";
+    if (!$pid) {
+        close $rd;
+        my $r = eval { BenchKit::client(%o) } // {};
+        print $wr JSON::PP->new->encode($r);
+        close $wr;
+        POSIX::_exit(0);
+    }
+    close $wr;
+    return [ $pid, $rd ];
+}
+
+sub client_wait {
+    my ($bg) = @_;
+    my ($pid, $rd) = @$bg;
+    local $/;
+    my $json = <$rd> // '{}';
+    close $rd;
+    waitpid($pid, 0);
+    return eval { JSON::PP->new->decode($json) } // {};
+}
+
+# Requests less than 3 s apart: one renewal.
+sub renewals {
+    my @t = sort { $a <=> $b } @_;
+    my $n = 0;
+    for my $i (0 .. $#t) {
+        $n++ if $i == 0 || $t[$i] - $t[$i - 1] >= 3;
+    }
+    return $n;
+}
+
+sub load_results {
+    my ($ns, $resp, $traffic, $procs, $t0, $t1) = @_;
+    my (@per, @detail, $ok);
+    $ok = 1;
+    push @detail, '| Processes | requests | renewals | requests per renewal | '
+        . 'handshakes (stapled) |', '|---|---|---|---|---|';
+    for my $n (@$ns) {
+        my @t = $resp->{$n}->times($t0, $t1);
+        my $r = renewals(@t);
+        my $per = $r ? @t / $r : 0;
+        my $a = $traffic->{$n}{all} // {};
+        $ok &&= $r >= 2 && $per == 1 && ($a->{stapled} // -1) == ($a->{handshakes} // 0)
+                && ($procs->{$n} // 0) == $n;
+        push @per, sprintf('%.2f', $per);
+        push @detail, sprintf('| %d (%d seen) | %d | %d | %.2f | %d (%d) |', $n,
+            $procs->{$n} // 0, scalar @t, $r, $per, $a->{handshakes} // 0, $a->{stapled} // 0);
+    }
+    push @detail, '', "Method: window of " . ($t1 - $t0) . " s; 60 s responses, "
+        . '`OCSPStaplingRenewWindow 50s` (a renewal every 5-10 s); prefork with '
+        . 'StartServers = MinSpareServers = ServerLimit = N; 20 handshakes/s to each '
+        . 'server meanwhile; a renewal = the responder requests less than 3 s apart.';
+    return { title => 'Responder load', detail => join("\n", @detail),
+             rows => [ { figure => 'Responder requests per certificate per renewal, '
+                             . '1 / 4 / 16 processes',
+                         ours => join(' / ', @per), modssl => '—', target => '1',
+                         met => yn($ok) } ] };
+}
+
+# ============================================================================
+# 4. Cold start: the first 100 handshakes after `apache2 -k start`.
+#
+# No store, nothing cached: mod_ocspstaple fetches while starting;
+# mod_ssl fetches in the first handshake that asks. The client starts
+# the moment the port accepts (retrying refused connections).
+
+sub scenario_cold {
+    note("cold: first 100 handshakes after apache2 -k start, $P{cold_reps} starts each");
+    my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-cold',
+                                        port => $PORT0, pki => $PKI);
+    $resp->start;
+    my %runs;
+    for my $rep (1 .. $P{cold_reps}) {
+        my @order = $rep % 2 ? qw(ocspstaple modssl) : qw(modssl ocspstaple);
+        for my $cfg (@order) {
+            my $h = BenchKit::Httpd->new(dir => $OUT, label => "cold-$rep-$cfg",
+                flavour => $cfg, pki => $PKI, vhosts => [ [ 'rsa.test', 'rsa', 'ecdsa' ] ]);
+            my $start = $h->start;
+            my $c = BenchKit::client(port => $h->port, sni => 'rsa.test', key => 'ecdsa',
+                                     count => 100, threads => 4, wait => 10)->{all};
+            $h->stop;
+            push @{ $runs{$cfg} }, { %$c, start => $start };
+        }
+    }
+    $resp->stop;
+    return cold_results(\%runs);
+}
+
+sub cold_results {
+    my ($runs) = @_;
+    my %share;
+    for my $cfg (qw(ocspstaple modssl)) {
+        my @r = @{ $runs->{$cfg} };
+        my ($lo) = min_max(map { $_->{stapled} / 100 } @r);
+        my (undef, $worst) = min_max(map { $_->{max_ms} } @r);
+        $share{$cfg} = sprintf('%.0f %% (worst of %d starts; slowest handshake %s ms)',
+                               100 * $lo, scalar @r, ms($worst));
+        $share{"$cfg.min"} = $lo;
+    }
+    my @detail = ('| Server | start | stapled of 100 | errors | p50 | max (ms) | port open after (s) |',
+                  '|---|---|---|---|---|---|---|');
+    for my $cfg (qw(ocspstaple modssl)) {
+        my $i = 0;
+        push @detail, map { sprintf('| %s | %d | %d | %d | %s | %s | %.2f |', $CFG_NAME{$cfg},
+            ++$i, $_->{stapled}, $_->{errors}, ms($_->{p50_ms}), ms($_->{max_ms}), $_->{start}) }
+            @{ $runs->{$cfg} };
+    }
+    push @detail, '', 'Method: no store, empty caches; `apache2 -k start`, then 100 '
+        . 'handshakes (4 connections at once, ECDSA, TLS 1.3) from the moment the port accepts.';
+    return { title => 'Cold start', detail => join("\n", @detail),
+             rows => [ { figure => 'Cold start: share of the first 100 handshakes stapled',
+                         ours => $share{ocspstaple}, modssl => $share{modssl},
+                         target => '100 %', met => yn($share{'ocspstaple.min'} == 1) } ] };
+}
+
+# ============================================================================
+# 5. Scale: N certificates in N SNI virtual hosts (ECDSA, CA-signed staples).
+#
+# Startup: from `apache2 -k start` until the first handshake is served (the
+# port accepts before the server is ready: connections wait in its backlog).
+# All stapled: until the status page (JSON) says every certificate is
+# stapling, then checked with one handshake to every virtual host. Memory:
+# VmRSS and Pss of all processes; shared memory: the parent's shared
+# mappings. CPU per handshake against one certificate, paired ABBA rounds;
+# the same for two servers without stapling, so that what mod_ssl's own
+# virtual host lookup costs is not taken for the module's.
+
+sub scenario_scale {
+    my $n = $P{scale_certs};
+    note("scale: $n certificates in $n SNI virtual hosts");
+    my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-scale',
+                                        port => $PORT0, pki => $PKI);
+    $resp->start;
+    my %srv;
+    for my $cfg (qw(ocspstaple none)) {
+        $srv{"$cfg/$n"} = BenchKit::Httpd->new(dir => $OUT, label => "scale-$n-$cfg",
+            flavour => $cfg, pki => $PKI, vhosts => [ map { [ "m$_.bench", "m$_" ] } 1 .. $n ]);
+        # Every name of the big servers finds this one too (rounds send the
+        # same names to all four).
+        $srv{"$cfg/1"} = BenchKit::Httpd->new(dir => $OUT, label => "scale-1-$cfg",
+            flavour => $cfg, pki => $PKI, vhosts => [ [ 'm1.bench|*.bench', 'm1' ] ]);
+    }
+    my %s = (n => $n);
+    my $big = $srv{"ocspstaple/$n"};
+    my $t0 = time;
+    my $resp_cpu = $resp->cpu_secs;
+    $s{start}{"ocspstaple/$n"} = start_served($big, 'm1.bench');
+    $s{all_stapled} = wait_all_stapled($big, $n) ? time - $t0 : undef;
+    $s{resp_cpu} = $resp->cpu_secs - $resp_cpu;
+    note(sprintf('scale: serving after %.1f s, all stapled after %s s',
+                 $s{start}{"ocspstaple/$n"},
+                 defined $s{all_stapled} ? sprintf('%.1f', $s{all_stapled}) : 'never'));
+    $s{sweep} = BenchKit::client(port => $big->port, sni => 'm%d.bench', names => $n,
+                                 count => $n, threads => 4, key => 'ecdsa')->{all};
+    $s{requests} = () = $resp->times;
+    for my $k (grep { $_ ne "ocspstaple/$n" } sort keys %srv) {
+        $s{start}{$k} = start_served($srv{$k}, 'm1.bench');
+    }
+    for my $k (keys %srv) {
+        $s{mem}{$k} = $srv{$k}->memory;
+        $s{shm}{$k} = shared_bytes(($srv{$k}->pids)[0]);
+        $s{procs}{$k} = () = $srv{$k}->pids;
+    }
+    $s{ratios} = scale_cpu(\%srv, $n);
+    $_->stop for values %srv;
+    $resp->stop;
+    return scale_results(\%s);
+}
+
+# Starts H and returns the seconds until its first handshake is done.
+sub start_served {
+    my ($h, $sni) = @_;
+    my $t0 = time;
+    $h->start(timeout => 300);
+    my $r = BenchKit::client(port => $h->port, sni => $sni, count => 1, threads => 1,
+                             wait => 300, timeout => 300)->{all};
+    die "bench: $h->{label}: no handshake after start\n" unless $r->{handshakes};
+    return time - $t0;
+}
+
+# The status page as JSON until every certificate is stapling (bounded).
+sub wait_all_stapled {
+    my ($h, $n) = @_;
+    return BenchKit::wait_until(240, sub {
+        my $json = `curl -sk --max-time 20 https://127.0.0.1:${\ $h->port}/ocsp-status?format=json`;
+        my $j = eval { JSON::PP->new->decode($json) } or return 0;
+        my $on = grep { $_->{stapling} } @{ $j->{certificates} // [] };
+        return $on >= $n;
+    }, 0.25);
+}
+
+# Bytes of shared memory mapped by PID (shmcb caches, scoreboard, counters).
+sub shared_bytes {
+    my ($pid) = @_;
+    no warnings 'portable';        # 64-bit addresses
+    my $sum = 0;
+    for (split /\n/, BenchKit::slurp("/proc/$pid/maps")) {
+        my ($lo, $hi, $perm) = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/ or next;
+        $sum += hex($hi) - hex($lo) if substr($perm, 3, 1) eq 's';
+    }
+    return $sum;
+}
+
+# Paired rounds: N certificates / 1 certificate, with and without stapling;
+# in each round the connections go to the four servers in turn, every name
+# (m1..mN.bench) to each of them.
+sub scale_cpu {
+    my ($srv, $n) = @_;
+    my @keys = ("ocspstaple/1", "ocspstaple/$n", "none/1", "none/$n");
+    my @rounds;
+    for my $pass (1 .. $P{scale_passes}) {
+        my @order = $pass % 2 ? @keys : reverse @keys;
+        my %before = map { $_ => $srv->{$_}->cpu } @order;
+        my $core0 = BenchKit::core_time(0);
+        my $r = BenchKit::client(port => join(',', map { $srv->{$_}->port } @order),
+                                 key => 'ecdsa', secs => $P{scale_secs}, threads => $THREADS,
+                                 sni => 'm%d.bench', names => $n);
+        my %ns = map { $_ => $srv->{$_}->cpu->{ns} - $before{$_}{ns} } @order;
+        my %us = map { $_ => $ns{$_} / 1000 / (BenchKit::port_result($r, $srv->{$_}->port)
+                                                   ->{handshakes} || 1) } @order;
+        $rounds[$pass] = { us => \%us, foreign => foreign_share($core0, values %ns) };
+    }
+    my @passes = undisturbed([ 1 .. $P{scale_passes} ], sub { $rounds[$_[0]]{foreign} });
+    my %ratios = (kept => scalar @passes,
+                  foreign => [ map { $rounds[$_]{foreign} } 1 .. $P{scale_passes} ]);
+    for my $p (@passes) {
+        my $us = $rounds[$p]{us};
+        push @{ $ratios{$_} }, $us->{"$_/$n"} / $us->{"$_/1"} for qw(ocspstaple none);
+        push @{ $ratios{"us/$_"} }, $us->{$_} for @keys;
+    }
+    return \%ratios;
+}
+
+sub scale_results {
+    my ($s) = @_;
+    my $n = $s->{n};
+    my ($sw, $mem, $shm) = @$s{qw(sweep mem shm)};
+    my $mb = sub { sprintf('%.0f MB', $_[0] / 1024) };
+    my $memstr = sub { my ($k) = @_;
+        sprintf('%s (%s)', $mb->($mem->{$k}{rss_kb}), $mb->($mem->{$k}{pss_kb})) };
+    my @rows = (
+        { figure => "$n SNI vhosts: startup (apache2 -k start until the first handshake is served)",
+          ours => sprintf('%.1f s (1 certificate: %.2f s)', $s->{start}{"ocspstaple/$n"},
+                          $s->{start}{'ocspstaple/1'}),
+          modssl => sprintf('no stapling: %.1f s', $s->{start}{"none/$n"}),
+          target => '—', met => '—' },
+        { figure => "$n SNI vhosts: time until all are stapled",
+          ours => defined $s->{all_stapled}
+                  ? sprintf('%.1f s; then %d of %d vhosts stapled, one handshake each',
+                            $s->{all_stapled}, $sw->{stapled}, $n) : 'not within 240 s',
+          modssl => '—', target => 'all', met => yn(defined $s->{all_stapled}
+                                                    && $sw->{stapled} == $n) },
+        { figure => "$n SNI vhosts: memory of all " . $s->{procs}{"ocspstaple/$n"}
+                    . ' processes, RSS (Pss)',
+          ours => $memstr->("ocspstaple/$n") . '; 1 certificate: ' . $memstr->('ocspstaple/1'),
+          modssl => "no stapling: " . $memstr->("none/$n"), target => '—', met => '—' },
+        { figure => "$n SNI vhosts: shared memory per certificate",
+          ours => sprintf('%.1f KB (%.1f MB in all, 1 certificate: %.1f MB)',
+                          ($shm->{"ocspstaple/$n"} - $shm->{"none/$n"}) / $n / 1024,
+                          $shm->{"ocspstaple/$n"} / 1048576, $shm->{'ocspstaple/1'} / 1048576),
+          modssl => sprintf('no stapling: %.1f MB in all', $shm->{"none/$n"} / 1048576),
+          target => '—', met => '—' },
+        { figure => "$n SNI vhosts: server CPU per handshake vs 1 certificate",
+          ours => ratio_str($s->{ratios}{ocspstaple}),
+          modssl => 'no stapling: ' . ratio_str($s->{ratios}{none}),
+          target => '—', met => '—' },
+    );
+    my $each = sub { my ($k) = @_; my ($p, @c) = @{ $mem->{$k}{each} };
+        sprintf('parent %s (%s), %d children %s', $mb->($p->{rss_kb}), $mb->($p->{pss_kb}),
+                scalar @c, join(', ', map { $mb->($_->{rss_kb}) . ' (' . $mb->($_->{pss_kb}) . ')' } @c)) };
+    my $detail = sprintf('After all were stapled: %d handshakes, one to each of the %d vhosts, '
+        . '%d stapled, %d errors. Responder requests during the whole scenario: %d (the '
+        . 'startup fetches of %d certificates); the loopback responder (Perl, one `openssl ocsp` '
+        . 'per request) used %.1f s of CPU until all were stapled. Memory, RSS (Pss): %s with '
+        . 'mod_ocspstaple; %s without stapling. Shared memory per certificate: the shared '
+        . 'mappings of the %d-certificate server with mod_ocspstaple minus those of the same '
+        . 'server without stapling, divided by %d. CPU: %d rounds of %s s, in each the '
+        . 'client sending its connections to four servers in turn (mod_ocspstaple and no '
+        . 'stapling, 1 and %d certificates; the 1-certificate servers answer every name with '
+        . '`ServerAlias *.bench`), the names rotating through all %d; µs/handshake medians: %s.',
+        $sw->{handshakes}, $n, $sw->{stapled}, $sw->{errors}, $s->{requests}, $n,
+        $s->{resp_cpu}, $each->("ocspstaple/$n"), $each->("none/$n"), $n, $n,
+        $P{scale_passes}, $P{scale_secs}, $n, $n,
+        join(', ', map { sprintf('%s %.0f', $_, median(@{ $s->{ratios}{"us/$_"} })) }
+                   ("ocspstaple/1", "ocspstaple/$n", "none/1", "none/$n")))
+        . ' ' . disturbed_note($s->{ratios}{kept}, $P{scale_passes}, @{ $s->{ratios}{foreign} });
+    return { title => "Scale: $n certificates", rows => \@rows, detail => $detail };
+}
+
+# ============================================================================
+# Report
+
+sub summary_table {
+    my (@rows) = @_;
+    my @t = ('| Figure | mod_ocspstaple | mod_ssl SSLUseStapling (contrast) | Target | Met? |',
+             '|---|---|---|---|---|');
+    push @t, map { "| $_->{figure} | $_->{ours} | $_->{modssl} | $_->{target} | $_->{met} |" } @rows;
+    return join("\n", @t) . "\n";
+}
+
+sub results_md {
+    my ($table, $duration, @sections) = @_;
+    my @args = (($opt{quick} ? '--quick' : ()), ($FULL ? () : "--only $opt{only}"));
+    my $cmd = !$ENV{MAKELEVEL} ? join(' ', 'bench/bench.pl', @args)
+            : @args ? "make bench BENCH_ARGS='@args'" : 'make bench';
+    my $load1 = (split ' ', BenchKit::slurp('/proc/loadavg'))[0];
+    my $md = "# mod_ocspstaple benchmark results\n\n"
+        . "Generated by `$cmd` (bench/bench.pl); do not edit by hand.\n\n"
+        . "| | |\n|---|---|\n"
+        . "| Date | $machine{date} |\n"
+        . "| Command | `$cmd` (run time " . sprintf('%.0f s', $duration) . ") |\n"
+        . "| Machine | $machine{nproc} × $machine{cpu}, $machine{mem} RAM, $machine{kernel} |\n"
+        . "| Load average (1 min) | $machine{load0} at the start, $load1 at the end |\n"
+        . "| Pinning | " . ($BenchKit::PIN ? 'servers on core 0, client on core 1 (taskset)'
+                                              : 'none (fewer than 2 cores)') . " |\n"
+        . "| Apache | $machine{apache} |\n"
+        . "| OpenSSL | $machine{openssl} |\n"
+        . "| mod_ocspstaple | git $machine{commit} |\n\n"
+        . "## Summary\n\n$table\n";
+    $md .= "## $_->{title}\n\n$_->{detail}\n\n" for @sections;
+    return $md;
+}
