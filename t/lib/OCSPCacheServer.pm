@@ -113,13 +113,7 @@ sub stop {
     my $pid = delete $self->{pid};
     return 1 unless $pid;
     kill 'CONT', $pid if delete $self->{frozen};
-    kill 'TERM', $pid;
-    my $gone = OCSPServer::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid
-                                                || !kill(0, $pid) }, 0.05);
-    if (!$gone) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-    }
+    OCSPServer::stop_child($pid);
     # The port must be free again (restart on the same port).
     OCSPServer::wait_until(10, sub {
         !IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},

@@ -165,13 +165,7 @@ sub stop {
     my $pid = delete $self->{pid};
     delete $LIVE{"$self"};
     return 1 unless $pid;
-    kill 'TERM', $pid;
-    my $gone = OCSPServer::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid
-                                                || !kill(0, $pid) }, 0.05);
-    if (!$gone) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-    }
+    OCSPServer::stop_child($pid);
     return 1;
 }
 

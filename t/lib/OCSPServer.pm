@@ -129,6 +129,18 @@ sub hanging_listener {
 
 # wait_until(TIMEOUT, CODE, [INTERVAL]): calls CODE until it returns true or
 # TIMEOUT seconds pass; returns CODE's last value.
+# A child process of ours: TERM, wait (bounded), then KILL; reaped.
+sub stop_child {
+    my ($pid) = @_;
+    kill 'TERM', $pid;
+    my $gone = wait_until(10, sub { waitpid($pid, POSIX::WNOHANG()) == $pid
+                                    || !kill(0, $pid) }, 0.05);
+    if (!$gone) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+}
+
 sub wait_until {
     my ($timeout, $code, $interval) = @_;
     my $deadline = time + $timeout;
@@ -368,13 +380,7 @@ sub stop {
     my $pid = delete $self->{pid};
     delete $LIVE{"$self"};
     return 1 unless $pid;
-    kill 'TERM', $pid;
-    my $gone = OCSPServer::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid
-                                                || !kill(0, $pid) }, 0.05);
-    if (!$gone) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-    }
+    OCSPServer::stop_child($pid);
     return 1;
 }
 
