@@ -190,13 +190,7 @@ for my $which (qw(off on)) {
 # ---- the servers keep serving ------------------------------------------------
 for my $which (qw(off on)) {
     my $h = $srv{$which};
-    my $port = $h->port;
-    my $out = OCSPTest::run_capture('curl', '-sS', '--max-time', 10, '--cacert', $pki->root,
-        '--resolve', "f-hang.test:$port:127.0.0.1", "https://f-hang.test:$port/index.html");
-    is($out, "still serving\n", "errors-$which: a plain HTTPS GET still works");
-    ok($h->alive, "errors-$which: server still running");
-    my @crash = $h->log_lines(qr/exit signal|AH00052|Segmentation|AddressSanitizer|runtime error/);
-    ok(!@crash, "errors-$which: no child process crashed") or diag(@crash);
+    $h->still_serving('f-hang.test', $pki, "errors-$which");
     $h->stop;
 }
 $resp->stop;

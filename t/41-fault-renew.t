@@ -182,13 +182,7 @@ for my $name ('unknown-off', @modes) {
 }
 
 # ---- the server keeps serving ----------------------------------------------
-my $port = $h->port;
-my $out = OCSPTest::run_capture('curl', '-sS', '--max-time', 10, '--cacert', $pki->root,
-    '--resolve', "f-hang.test:$port:127.0.0.1", "https://f-hang.test:$port/index.html");
-is($out, "still serving\n", 'a plain HTTPS GET still works');
-ok($h->alive, 'server still running');
-my @crash = $h->log_lines(qr/exit signal|AH00052|Segmentation|AddressSanitizer|runtime error/);
-ok(!@crash, 'no child process crashed') or diag(@crash);
+$h->still_serving('f-hang.test', $pki);
 $h->stop;
 $resp->stop;
 note(sprintf 'total %.1f s', time - $T0);

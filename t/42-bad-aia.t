@@ -87,12 +87,6 @@ $r = handshake($h->port, 'rsa.test');
 ok($r->{stapled} && ($r->{cert_status} // '') eq 'good', 'rsa.test (a good neighbour): stapled')
     or diag(describe($r));
 
-my $port = $h->port;
-my $out = OCSPTest::run_capture('curl', '-sS', '--max-time', 10, '--cacert', $pki->root,
-    '--resolve', "aia-nxdomain.test:$port:127.0.0.1", "https://aia-nxdomain.test:$port/index.html");
-is($out, "still serving\n", 'a plain HTTPS GET still works');
-ok($h->alive, 'server still running');
-my @crash = $h->log_lines(qr/exit signal|AH00052|Segmentation|AddressSanitizer|runtime error/);
-ok(!@crash, 'no child process crashed') or diag(@crash);
+$h->still_serving('aia-nxdomain.test', $pki);
 $h->stop;
 $resp->stop;

@@ -22,19 +22,6 @@ use Time::HiRes qw(time sleep);
 use OCSPServer ();
 use OCSPTest ();
 
-my $OWNER = $$;
-my %LIVE;
-
-END {
-    my $rc = $?;
-    if (defined $OWNER && $$ == $OWNER) {
-        for my $obj (values %LIVE) {
-            eval { $obj->stop; 1 } or print STDERR "# cleanup: $@";
-        }
-    }
-    $? = $rc;
-}
-
 # https_get(PORT, PATH, servername => NAME): one GET over TLS with curl
 # (certificate not checked: this is about the page, not the chain).
 sub https_get {
@@ -145,7 +132,7 @@ sub start {
         POSIX::_exit(127);
     }
     $self->{pid} = $pid;
-    $LIVE{"$self"} = $self;
+    OCSPServer::track($self);
     my $up = OCSPServer::wait_until(15, sub {
         return 1 if OCSPServer::slurp($self->{pidfile}) =~ /^\d+ \d+$/m;
         return -1 if waitpid($pid, WNOHANG) == $pid;
@@ -163,7 +150,7 @@ sub start {
 sub stop {
     my ($self) = @_;
     my $pid = delete $self->{pid};
-    delete $LIVE{"$self"};
+    OCSPServer::untrack($self);
     return 1 unless $pid;
     OCSPServer::stop_child($pid);
     return 1;

@@ -82,6 +82,11 @@ END {
     $? = $rc;
 }
 
+# track(OBJ) / untrack(OBJ): anything with a stop method that END must stop
+# (helpers in other modules register here instead of keeping their own END).
+sub track   { $LIVE{"$_[0]"} = $_[0] }
+sub untrack { delete $LIVE{"$_[0]"} }
+
 # deadline(SECONDS): the whole test must finish in time; past it the test
 # fails and END stops every server (a hang must never outlive the test).
 sub deadline {
@@ -664,6 +669,20 @@ sub _children {
         push @kids, $1 if $s =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ppid;
     }
     return @kids;
+}
+
+# still_serving(HOST, PKI, LABEL): after whatever a test provoked, a plain
+# HTTPS GET works, the parent runs and no child crashed (three tests).
+sub still_serving {
+    my ($self, $host, $pki, $label) = @_;
+    my $port = $self->port;
+    my $pre = defined $label ? "$label: " : '';
+    my $out = OCSPTest::run_capture('curl', '-sS', '--max-time', 10, '--cacert', $pki->root,
+        '--resolve', "$host:$port:127.0.0.1", "https://$host:$port/index.html");
+    Test::More::is($out, "still serving\n", "${pre}a plain HTTPS GET still works");
+    Test::More::ok($self->alive, "${pre}server still running");
+    my @crash = $self->log_lines(qr/exit signal|AH00052|Segmentation|AddressSanitizer|runtime error/);
+    Test::More::ok(!@crash, "${pre}no child process crashed") or Test::More::diag(@crash);
 }
 
 # stop(): SIGTERM to the parent (it stops its children), wait until gone
