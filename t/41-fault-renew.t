@@ -143,6 +143,8 @@ for my $m (@modes) {
 }
 
 # ---- after the renewal: still the last good response ------------------------
+# (every child has the renewal's outcome after its next background tick)
+sleep 1.5;
 for my $name ('unknown-off', @modes) {
     my $m = $name eq 'unknown-off' ? 'unknown' : $name;
     my $c = $CASE{$m};
