@@ -19,9 +19,11 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 
-MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_registry.c \
-             ocspstaple_update.c ocspstaple_refresh.c ocspstaple_status.c \
-             ocspstaple_coexist.c ocsp_store.c \
+MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_coexist.c \
+             ocspstaple_registry.c ocspstaple_shared.c ocspstaple_local.c \
+             ocspstaple_fleet.c ocspstaple_schedule.c ocspstaple_alerts.c \
+             ocspstaple_update.c ocspstaple_startup.c ocspstaple_refresh.c \
+             ocspstaple_status.c ocsp_store.c \
              ocsp_fetch.c ocsp_http.c refresh_policy.c stapling_record.c \
              stapling_cache.c
 HEADERS    = $(wildcard include/*.h)
@@ -33,6 +35,7 @@ APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null)
 
 UNIT_BIN   = t/unit/test_ocsp_fetch
 UNIT_BIN2  = t/unit/test_policy_record
+UNIT_BIN3  = t/unit/test_ocsp_store
 # The fuzz harnesses (fuzz/) as plain programs that replay inputs once:
 # t/03-fuzz-replay.t runs the seed corpus and the regression inputs with them.
 FUZZ_TARGETS = fuzz_verify fuzz_record fuzz_cert
@@ -66,12 +69,17 @@ $(UNIT_BIN2): t/unit/test_policy_record.c refresh_policy.c stapling_record.c \
 	    t/unit/test_policy_record.c refresh_policy.c stapling_record.c \
 	    $(EXTRA_LDFLAGS) $(APR_LIBS)
 
+# The on-disk store (APR and POSIX only): planted links, FIFOs, leftovers.
+$(UNIT_BIN3): t/unit/test_ocsp_store.c ocsp_store.c include/ocsp_store.h Makefile
+	$(CC) $(WARN) -g -Iinclude $(APR_CFLAGS) $(EXTRA_CFLAGS) -o $@ \
+	    t/unit/test_ocsp_store.c ocsp_store.c $(EXTRA_LDFLAGS) $(APR_LIBS)
+
 t/unit/replay_%: fuzz/%.c fuzz/replay.c $(FUZZ_COMMON) $(FUZZ_LIB_SRC) $(HEADERS) Makefile
 	$(CC) $(WARN) -g -Iinclude -Ifuzz $(APR_CFLAGS) $(EXTRA_CFLAGS) \
 	    -DFUZZ_DIR='"$(CURDIR)/fuzz"' -o $@ $< fuzz/replay.c fuzz/fuzz_common.c \
 	    $(FUZZ_LIB_SRC) $(EXTRA_LDFLAGS) $(APR_LIBS) $(LIBS)
 
-unit: $(UNIT_BIN) $(UNIT_BIN2) $(REPLAY_BINS)
+unit: $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) $(REPLAY_BINS)
 
 deps:
 	@./scripts/deps.sh
@@ -115,7 +123,8 @@ ASAN_LDFLAGS = -fsanitize=address,undefined
 # httpd's command_rec tables end with { NULL }: clang's -Wextra objects.
 ASAN_WARN    = $(WARN) -Wno-missing-field-initializers
 ASAN_LINKS   = Makefile include fuzz $(MODULE_SRC) \
-               t/unit/test_ocsp_fetch.c t/unit/test_policy_record.c
+               t/unit/test_ocsp_fetch.c t/unit/test_policy_record.c \
+               t/unit/test_ocsp_store.c
 SAN_LOGS     = $(CURDIR)/t/logs
 
 $(ASAN_MODULE): $(MODULE_SRC) $(HEADERS) Makefile
@@ -162,7 +171,8 @@ VALGRIND = valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,pos
 valgrind:
 	@./scripts/deps.sh valgrind
 	$(MAKE) all unit
-	OCSP_UNIT_WRAPPER='$(VALGRIND)' ./t/run-tests.sh t/00-unit.t t/02-unit-policy.t t/03-fuzz-replay.t
+	OCSP_UNIT_WRAPPER='$(VALGRIND)' ./t/run-tests.sh t/00-unit.t t/02-unit-policy.t t/03-fuzz-replay.t \
+	    t/04-unit-store.t
 
 # ---- fuzzing ----------------------------------------------------------------
 # One libFuzzer binary per harness in build/fuzz/ (clang; only the httpd-free
@@ -204,7 +214,7 @@ bench: deps
 	./bench/bench.pl $(BENCH_ARGS)
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) t/unit/*.o
+	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) t/unit/*.o
 	rm -rf build $(REPLAY_BINS) bench/hsclient bench/out
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \

@@ -6,11 +6,8 @@
  * about fetching, verifying and caching responses happens here.
  */
 
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <apr_file_io.h>
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -18,11 +15,12 @@
 #include <http_log.h>
 #include <util_mutex.h>
 #include <mod_status.h>
-#include <unixd.h>
 
-#include "ocspstaple_private.h"
+#include "ocspstaple_local.h"
+#include "ocspstaple_refresh.h"
+#include "ocspstaple_status.h"
 
-/* The default cache: shmcb in the runtime directory, sized for the
+/* The local cache: shmcb in the runtime directory, sized for the
  * certificates in use. */
 #define DEFAULT_CACHE_FILE       "ocspstaple-cache"
 #define DEFAULT_CACHE_MIN_SIZE   (512 * 1024)
@@ -57,8 +55,6 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
-/* mod_ssl offers every certificate of every SSL virtual host, whether or
- * not its own stapling is on. Declining leaves it to mod_md or mod_ssl. */
 /* A Must-Staple certificate in a virtual host where we do not staple:
  * worth a warning, unless mod_ssl or mod_md staples it instead. */
 static void check_must_staple(server_rec *s, const char *pem, apr_pool_t *p)
@@ -79,6 +75,8 @@ static void check_must_staple(server_rec *s, const char *pem, apr_pool_t *p)
     apr_pool_destroy(scratch);
 }
 
+/* mod_ssl offers every certificate of every SSL virtual host, whether or
+ * not its own stapling is on. Declining leaves it to mod_md or mod_ssl. */
 static int ocsp_prime(server_rec *s, apr_pool_t *p, const char *id,
                       apr_size_t id_len, const char *pem)
 {
@@ -95,74 +93,87 @@ static int ocsp_prime(server_rec *s, apr_pool_t *p, const char *id,
                == APR_SUCCESS ? OK : DECLINED;
 }
 
-static apr_status_t open_cache(server_rec *s, int n_certs, apr_pool_t *pconf,
-                               apr_pool_t *ptemp)
+/* This server's own cache, in shared memory: the configured one when it is
+ * shmcb, else a default shmcb next to it. */
+static apr_status_t open_local_cache(server_rec *s, int n_certs,
+                                     apr_pool_t *pconf, apr_pool_t *ptemp)
 {
+    stapling_cache *configured = ocspstaple_configured_cache(s);
+    apr_size_t size = (apr_size_t)n_certs * OCSPSTAPLE_CACHE_PER_CERT;
     const char *err, *spec;
-    apr_size_t size;
 
-    state.cache = ocspstaple_configured_cache(s);
-    if (!state.cache) {
-        size = (apr_size_t)n_certs * OCSPSTAPLE_CACHE_PER_CERT;
-        if (size < DEFAULT_CACHE_MIN_SIZE) {
-            size = DEFAULT_CACHE_MIN_SIZE;
-        }
-        spec = apr_psprintf(ptemp, "shmcb:%s(%" APR_SIZE_T_FMT ")",
-                            ap_runtime_dir_relative(ptemp, DEFAULT_CACHE_FILE),
-                            size);
-        if ((err = stapling_cache_create(&state.cache, spec, ptemp, pconf))) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0011: "
-                         "cannot create the default cache (%s); load "
-                         "mod_socache_shmcb or set OCSPStaplingCache", err);
-            return APR_EGENERAL;
-        }
+    if (configured && stapling_cache_is_shm(configured)) {
+        state.local = configured;
+        return stapling_cache_init(state.local, s, pconf);
     }
-    return stapling_cache_init(state.cache, s, pconf);
+    state.fleet = configured;
+    size = size < DEFAULT_CACHE_MIN_SIZE ? DEFAULT_CACHE_MIN_SIZE : size;
+    spec = apr_psprintf(ptemp, "shmcb:%s(%" APR_SIZE_T_FMT ")",
+                        ap_runtime_dir_relative(ptemp, DEFAULT_CACHE_FILE),
+                        size);
+    if ((err = stapling_cache_create(&state.local, spec, ptemp, pconf))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0011: "
+                     "cannot create the default cache (%s); load "
+                     "mod_socache_shmcb", err);
+        return APR_EGENERAL;
+    }
+    return stapling_cache_init(state.local, s, pconf);
 }
 
-/* The store belongs to the server user (the refresh runs as that user), and
- * only it may read it. A store that cannot be set up is not fatal: the
- * module then works as with OCSPStaplingStore off. */
-static const char *prepare_store(server_rec *s, apr_pool_t *p)
+static apr_status_t open_caches(server_rec *s, int n_certs, apr_pool_t *pconf,
+                                apr_pool_t *ptemp)
 {
-    const char *dir = ocspstaple_store_dir(s, p);
-    apr_status_t rv;
+    apr_status_t rv = open_local_cache(s, n_certs, pconf, ptemp);
 
-    if (!dir) {
-        return NULL;
-    }
-    rv = apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE
-                                | APR_FPROT_UEXECUTE, p);
-    if (rv == APR_SUCCESS && geteuid() == 0
-        && chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id)) {
-        rv = errno;
-    }
-    if (rv == APR_SUCCESS && access(dir, W_OK | X_OK) && geteuid() != 0) {
-        rv = errno;
+    if (rv == APR_SUCCESS && state.fleet) {
+        rv = stapling_cache_init(state.fleet, s, pconf);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0032: "
-                     "OCSPStaplingStore %s cannot be used (%s); responses are "
-                     "not kept across restarts", dir,
-                     ocspstaple_strerror(rv, p));
-        return NULL;
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0018: cannot "
+                     "open the OCSP stapling cache: %s",
+                     ocspstaple_strerror(rv, ptemp));
     }
-    return dir;
+    return rv;
 }
 
-static apr_status_t create_fetch_mutex(server_rec *s, apr_pool_t *pconf)
+static apr_status_t create_shared(server_rec *s, apr_pool_t *pconf,
+                                  apr_pool_t *ptemp)
 {
-    return ap_global_mutex_create(&state.fetch_mutex, NULL,
-                                  OCSPSTAPLE_FETCH_MUTEX, NULL, s, pconf, 0);
+    apr_status_t rv;
+
+    rv = ap_global_mutex_create(&state.fetch_mutex, NULL,
+                                OCSPSTAPLE_FETCH_MUTEX, NULL, s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;                    /* httpd logged why */
+    }
+    rv = ocspstaple_shared_make(&state.shared, state.registry, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0014: cannot "
+                     "create the shared memory of the module: %s",
+                     ocspstaple_strerror(rv, ptemp));
+    }
+    return rv;
 }
 
-/* Runs after mod_ssl's post_config, which primes every certificate. */
+static int init_fetching(server_rec *s)
+{
+    static int fetch_ready;
+
+    if (!fetch_ready && ocsp_fetch_global_init() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0013: "
+                     "cannot initialise libcurl");
+        return 0;
+    }
+    fetch_ready = 1;
+    return 1;
+}
+
+/* Runs after mod_ssl's post_config, which primes every certificate. As
+ * root: nothing here reads a response or talks to a responder. */
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                        server_rec *s)
 {
-    static int fetch_ready;
     int n = ocspstaple_registry_entries(state.registry)->nelts;
-    apr_status_t rv;
 
     (void)plog;
     if (is_first_config_pass()) {
@@ -172,34 +183,14 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (n == 0) {
         return OK;
     }
-    if (!fetch_ready) {
-        if (ocsp_fetch_global_init() != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0013: "
-                         "cannot initialise libcurl");
-            return !OK;
-        }
-        fetch_ready = 1;
-    }
-    if ((rv = open_cache(s, n, pconf, ptemp)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0011: cannot "
-                     "open the OCSP stapling cache: %s",
-                     ocspstaple_strerror(rv, ptemp));
+    if (!init_fetching(s)
+        || open_caches(s, n, pconf, ptemp) != APR_SUCCESS
+        || create_shared(s, pconf, ptemp) != APR_SUCCESS
+        || ocspstaple_watchdog_register(&state, s, pconf) != APR_SUCCESS) {
         return !OK;
     }
-    if ((rv = create_fetch_mutex(s, pconf)) != APR_SUCCESS
-        || (rv = ocspstaple_watchdog_register(&state, s, pconf))
-           != APR_SUCCESS) {
-        return !OK;
-    }
-    if ((rv = ocspstaple_registry_counters(state.registry, pconf))
-        != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0014: cannot "
-                     "create the shared counters: %s",
-                     ocspstaple_strerror(rv, ptemp));
-        return !OK;
-    }
-    state.store_dir = prepare_store(s, pconf);
-    ocspstaple_startup(&state, s, ptemp);
+    state.store_dir = ocspstaple_prepare_store(s, pconf);
+    ocspstaple_startup(&state, s, pconf, ptemp);
     return OK;
 }
 
@@ -207,11 +198,13 @@ static void child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
-    if (!state.cache) {
+    if (!state.local) {
         return;
     }
-    stapling_cache_child_init(state.cache, s, p);
-    ocspstaple_child_sync(&state, p);
+    stapling_cache_child_init(state.local, s, p);
+    if (state.fleet) {
+        stapling_cache_child_init(state.fleet, s, p);
+    }
     rv = apr_global_mutex_child_init(&state.fetch_mutex,
              apr_global_mutex_lockfile(state.fetch_mutex), p);
     if (rv != APR_SUCCESS) {
@@ -219,6 +212,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
                      "reattach the %s mutex in a child process: %s",
                      OCSPSTAPLE_FETCH_MUTEX, ocspstaple_strerror(rv, p));
     }
+    ocspstaple_refresh_child_init(&state, p);
 }
 
 /* In each handshake, from mod_ssl's status callback, with the SNI-selected
@@ -229,30 +223,14 @@ static int ocsp_get_resp(server_rec *s, conn_rec *c, const char *id,
 {
     ocspstaple_entry *e;
 
-    if (!state.cache || !ocspstaple_is_enabled(s)
+    (void)c;
+    /* Nothing valid here: no staple, at once. The refresh of this process
+     * fetches within a second; no handshake ever waits on a responder. */
+    if (!state.local || !ocspstaple_is_enabled(s)
         || !(e = ocspstaple_registry_find(state.registry, id, id_len))) {
         return DECLINED;
     }
-    if (ocspstaple_entry_staple(e, s, cb, userdata)) {
-        return OK;
-    }
-    /* Nothing valid here. With a cache on this machine: maybe another
-     * process has something (looked at once a second at most), else a
-     * bounded fetch unless one is under way. A network cache (memcache,
-     * redis) may hang: then the background refresh of this process does
-     * both within a second, and handshakes never wait for it. */
-    if (!stapling_cache_is_local(state.cache)) {
-        return DECLINED;
-    }
-    if (ocspstaple_entry_sync_cold(e, state.cache, c->pool)
-        && ocspstaple_entry_staple(e, s, cb, userdata)) {
-        return OK;
-    }
-    if (ocspstaple_fetch_cold(&state, e, c->pool)
-        && ocspstaple_entry_staple(e, s, cb, userdata)) {
-        return OK;
-    }
-    return DECLINED;
+    return ocspstaple_local_staple(e, s, cb, userdata) ? OK : DECLINED;
 }
 
 static int status_handler(request_rec *r)
@@ -262,7 +240,7 @@ static int status_handler(request_rec *r)
 
 static int status_summary(request_rec *r, int flags)
 {
-    return state.registry ? ocspstaple_status_summary(&state, r, flags) : OK;
+    return state.local ? ocspstaple_status_summary(&state, r, flags) : OK;
 }
 
 static void register_hooks(apr_pool_t *p)

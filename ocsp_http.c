@@ -34,6 +34,19 @@ apr_status_t ocsp_fetch_global_init(void)
 }
 
 /* The one place where libcurl's codes become APR's. */
+/* Only http and https, whatever the AIA URL says (no file://). The
+ * string form arrived in libcurl 7.85 (the bitmask is deprecated there);
+ * Ubuntu 22.04 ships 7.81 and RHEL 9 7.76. */
+static void restrict_protocols(CURL *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS,
+                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
 static apr_status_t curl_to_apr(CURLcode code)
 {
     switch (code) {
@@ -111,7 +124,7 @@ static apr_status_t xfer_setup(xfer *x, ocsp_http_req *req, apr_pool_t *p)
     }
     ms = ms > 0 ? ms : 1L;
     curl_easy_setopt(x->h, CURLOPT_URL, req->url);
-    curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    restrict_protocols(x->h);
     curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, ms);      /* DNS..last byte */
     curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, ms);

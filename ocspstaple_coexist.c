@@ -12,7 +12,7 @@
 #include <http_config.h>
 #include <http_log.h>
 
-#include "ocspstaple_private.h"
+#include "ocspstaple_conf.h"
 
 APLOG_USE_MODULE(ocspstaple);
 

@@ -15,7 +15,7 @@
 #include <http_config.h>
 #include <http_core.h>
 
-#include "ocspstaple_private.h"
+#include "ocspstaple_conf.h"
 
 void *ocspstaple_create_conf(apr_pool_t *p, server_rec *s)
 {

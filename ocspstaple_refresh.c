@@ -1,355 +1,187 @@
 /* Licensed under the Apache License, Version 2.0: see LICENSE.
  *
- * When fetches happen. A handshake never waits on a responder while a valid
- * response exists:
- *  - startup (parent, before any child): responses from the store first,
- *    then one concurrent round for whatever is still missing;
- *  - background (a mod_watchdog singleton in one child, worker privileges):
- *    every second, one round for the certificates whose planned fetch is
- *    due, the plan being shared through the cache so that it survives the
- *    child and is the same for every process;
- *  - cold miss (a handshake with nothing valid to staple): one fetch, only
- *    if nobody else is fetching (try-lock) and the plan says a fetch is due.
+ * The background refresh of every child (see ocspstaple_refresh.h). Each
+ * tick:
+ *  1. takes what other processes of this server published (the shared
+ *     journal: work in proportion to what changed);
+ *  2. pops from this process's schedule the certificates whose time has
+ *     come (work in proportion to what is due) and checks their alerts;
+ *  3. for those whose fetch is due, and only if no other process is
+ *     fetching (try-lock: never waits), reads the fleet cache, then fetches
+ *     what is still due and publishes it.
+ * Children of an older generation, still draining connections after a
+ * graceful restart, stop here: the new generation renews.
  */
 
 #include <unistd.h>
 
-#include <apr_atomic.h>
 #include <apr_optional.h>
-#include <apr_strings.h>
+#include <ap_mpm.h>
 #include <httpd.h>
 #include <http_log.h>
 #include <http_main.h>
 #include <mod_watchdog.h>
+#include <scoreboard.h>
 
-#include "ocsp_store.h"
-#include "ocspstaple_private.h"
+#include "ocspstaple_fleet.h"
+#include "ocspstaple_local.h"
+#include "ocspstaple_refresh.h"
 
 APLOG_USE_MODULE(ocspstaple);
 
 #define WATCHDOG_NAME     "_ocspstaple_"
 #define WATCHDOG_INTERVAL apr_time_from_sec(1)
+/* A due fetch that could not start (another process is fetching) is looked
+ * at again this much later. */
+#define BUSY_RETRY        apr_time_from_sec(1)
 
-/* ------------------------------------------------------------------ store */
-
-apr_status_t ocspstaple_load_file(stapling_record *rec, const ocsp_cert *cert,
-                                  const char *path, const char **perr,
-                                  apr_pool_t *p)
+static void take_one(ocspstaple_entry *e, apr_uint32_t version, void *baton)
 {
-    apr_time_t now = apr_time_now();
-    apr_status_t rv;
+    void **b = baton;
 
-    memset(rec, 0, sizeof(*rec));
-    rec->source = STAPLING_FROM_FILE;
-    rv = ocsp_file_read((unsigned char **)&rec->der, &rec->der_len,
-                        &rec->fetched_at, path, OCSP_MAX_RESPONSE_SIZE, p);
-    if (rv != APR_SUCCESS) {
-        if (perr) {
-            *perr = ocspstaple_strerror(rv, p);
-        }
-        return rv;
-    }
-    if (rec->fetched_at > now) {
-        rec->fetched_at = now;
-    }
-    return ocsp_response_verify(&rec->verdict, cert, rec->der, rec->der_len,
-                                now, perr, p);
+    ocspstaple_take_local(b[0], e, version, b[1]);
 }
 
-static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
-                       apr_time_t now, apr_pool_t *p)
+/* What other processes published since this one last looked. */
+static void take_changes(ocspstaple_state *st, apr_pool_t *p)
 {
-    const char *path = ocsp_store_path(st->store_dir, e->id,
-                                       OCSPSTAPLE_ID_LEN, p);
-    refresh_window w = ocspstaple_renew_window(e->s);
-    stapling_record rec;
-    const char *why = NULL;
-    apr_status_t rv;
+    void *baton[2] = { st, p };
 
-    rv = ocspstaple_load_file(&rec, e->cert, path, &why, p);
-    if (rv == APR_ENOENT) {
-        return 0;
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0031: %s:"
-                     " stored response %s ignored: %s", e->label, path, why);
-        return 0;
-    }
-    rec.source = STAPLING_FROM_STORE;
-    rec.origin = e->origin;
-    rec.next_attempt = refresh_renew_at(&rec.verdict, rec.fetched_at, &w,
-                                        refresh_random());
-    ap_log_error(APLOG_MARK, rec.verdict.cert_status == OCSP_CERT_REVOKED
-                 ? APLOG_CRIT : APLOG_INFO, 0, e->s, "OCSPSTAPLE0030: %s: "
-                 "stapling the stored response %s: status %s, expires in %"
-                 APR_TIME_T_FMT " s", e->label, path,
-                 ocsp_cert_status_str(rec.verdict.cert_status),
-                 apr_time_sec(rec.verdict.expires - now));
-    ocspstaple_publish(st, e, &rec, p);
-    return 1;
+    ocspstaple_shared_changes(st->shared, st->registry, &st->journal_seen,
+                              take_one, baton);
 }
 
-/* OCSPStaplingFile: served as it is, never fetched, never past nextUpdate. */
-static int load_static(ocspstaple_state *st, ocspstaple_entry *e,
-                       apr_time_t now, apr_pool_t *p)
+static int fetch_due(const ocspstaple_entry *e, apr_time_t now)
 {
-    stapling_record rec;
-    const char *why = NULL;
-
-    if (ocspstaple_load_file(&rec, e->cert, e->static_file, &why, p)
-        != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0060: %s: "
-                     "OCSPStaplingFile %s cannot be used: %s", e->label,
-                     e->static_file, why);
-        return 0;
-    }
-    rec.next_attempt = rec.verdict.expires;
-    rec.origin = e->origin;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, "OCSPSTAPLE0030: %s: "
-                 "stapling OCSPStaplingFile %s: status %s, expires in %"
-                 APR_TIME_T_FMT " s", e->label, e->static_file,
-                 ocsp_cert_status_str(rec.verdict.cert_status),
-                 apr_time_sec(rec.verdict.expires - now));
-    ocspstaple_publish(st, e, &rec, p);
-    return 1;
+    return !e->static_file && e->local.next_attempt <= now;
 }
 
-/* A provider that silently drops records (shmcb evicts the oldest when a
- * subcache is full) would make processes fetch for themselves: say so. */
-static void check_capacity(ocspstaple_state *st, server_rec *s,
-                           const apr_array_header_t *entries, apr_pool_t *p)
+/* Pops what is due; alerts for all of it; returns those to fetch (the
+ * others are scheduled again). */
+static apr_array_header_t *pop_due(ocspstaple_state *st, apr_time_t now,
+                                   apr_pool_t *p)
 {
-    stapling_record rec;
-    int i, missing = 0;
+    apr_array_header_t *due = apr_array_make(p, 4, sizeof(ocspstaple_entry *));
+    ocspstaple_entry *e;
 
-    for (i = 0; i < entries->nelts; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
-
-        missing += stapling_cache_get(st->cache, s, e->id, OCSPSTAPLE_ID_LEN,
-                                      &rec, p) != APR_SUCCESS;
-    }
-    if (missing) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0033: the %s "
-                     "cache kept only %d of %d responses: make it larger, "
-                     "e.g. OCSPStaplingCache shmcb:<path>(%d)",
-                     stapling_cache_provider_name(st->cache),
-                     entries->nelts - missing, entries->nelts,
-                     2 * entries->nelts * OCSPSTAPLE_CACHE_PER_CERT);
-    }
-}
-
-/* A fleet: another server sharing the cache may hold a verified response. */
-static int from_shared_cache(ocspstaple_state *st, ocspstaple_entry *e,
-                             apr_time_t now, apr_pool_t *p)
-{
-    stapling_record rec;
-
-    if (!ocspstaple_entry_sync(e, st->cache, 0, p)) {
-        return 0;
-    }
-    ocspstaple_entry_get_local(e, &rec, p);
-    return stapling_record_stapleable(&rec, now, 0);
-}
-
-static int file_in_use(const char *path, const apr_array_header_t *entries)
-{
-    int i;
-
-    for (i = 0; i < entries->nelts; i++) {
-        const char *used = APR_ARRAY_IDX(entries, i, ocspstaple_entry *)
-                               ->static_file;
-
-        if (used && !strcmp(used, path)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* An OCSPStaplingFile that verifies for none of its server's certificates
- * (another certificate's, expired, not signed by the issuer...). */
-static void warn_unused_files(server_rec *s,
-                              const apr_array_header_t *entries)
-{
-    for (; s; s = s->next) {
-        const apr_array_header_t *files = ocspstaple_files(s);
-        int i;
-
-        for (i = 0; ocspstaple_is_enabled(s) && files && i < files->nelts;
-             i++) {
-            const char *path = APR_ARRAY_IDX(files, i, const char *);
-
-            if (!file_in_use(path, entries)) {
-                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0060: "
-                             "OCSPStaplingFile %s of server %s is a valid, "
-                             "unexpired response for none of its "
-                             "certificates; not used", path,
-                             s->server_hostname);
-            }
-        }
-    }
-}
-
-/* Alert bits, shared by all processes (OCSPSTAPLE_ALERTS counter): each
- * situation is logged once per episode by whichever process sees it first. */
-#define ALERT_MUST_STAPLE   1
-#define ALERT_FILE_EXPIRING 2
-#define ALERT_FILE_EXPIRED  4
-/* An OCSPStaplingFile is announced as expiring this long before, or a
- * quarter of its validity before when it lives shorter. */
-#define FILE_EXPIRY_WARNING apr_time_from_sec(24 * 3600)
-
-static int alert_flip(ocspstaple_entry *e, apr_uint32_t bit, int condition)
-{
-    return ocspstaple_alert_flip(ocspstaple_alert_bits(e), bit, condition);
-}
-
-static void file_alerts(ocspstaple_entry *e, const stapling_record *rec,
-                        apr_time_t now)
-{
-    apr_interval_time_t quarter = (rec->verdict.expires
-                                   - rec->verdict.this_update) / 4;
-    apr_interval_time_t warn_before = quarter < FILE_EXPIRY_WARNING
-                                      ? quarter : FILE_EXPIRY_WARNING;
-
-    if (alert_flip(e, ALERT_FILE_EXPIRING, now < rec->verdict.expires
-                   && now >= rec->verdict.expires - warn_before)
-        == OCSPSTAPLE_ALERT_RAISED) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0061: %s:"
-                     " OCSPStaplingFile %s expires in %" APR_TIME_T_FMT " s:"
-                     " replace it with a fresh response", e->label,
-                     e->static_file, apr_time_sec(rec->verdict.expires - now));
-    }
-    if (alert_flip(e, ALERT_FILE_EXPIRED, now >= rec->verdict.expires)
-        == OCSPSTAPLE_ALERT_RAISED) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0062: %s: "
-                     "OCSPStaplingFile %s has expired: not stapling it any "
-                     "more", e->label, e->static_file);
-    }
-}
-
-void ocspstaple_alerts(ocspstaple_state *st, apr_pool_t *p)
-{
-    const apr_array_header_t *entries =
-        ocspstaple_registry_entries(st->registry);
-    apr_time_t now = apr_time_now();
-    stapling_record rec;
-    int i;
-
-    for (i = 0; i < entries->nelts; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
-        int ok;
-
-        ocspstaple_entry_get_local(e, &rec, p);
-        ok = stapling_record_stapleable(&rec, now, 0);
-        if (e->static_file) {
-            file_alerts(e, &rec, now);
-        }
-        if (!e->must_staple) {
-            continue;
-        }
-        switch (alert_flip(e, ALERT_MUST_STAPLE, !ok)) {
-        case OCSPSTAPLE_ALERT_RAISED:
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, e->s, "OCSPSTAPLE0051: %s:"
-                         " Must-Staple certificate without a valid OCSP "
-                         "response to staple: clients will refuse this site "
-                         "(%s)", e->label, rec.error ? rec.error
-                         : "no response yet");
-            break;
-        case OCSPSTAPLE_ALERT_CLEARED:
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, e->s, "OCSPSTAPLE0052: "
-                         "%s: Must-Staple certificate stapled again",
-                         e->label);
-            break;
-        }
-    }
-}
-
-void ocspstaple_startup(ocspstaple_state *st, server_rec *s, apr_pool_t *ptemp)
-{
-    const apr_array_header_t *entries =
-        ocspstaple_registry_entries(st->registry);
-    apr_array_header_t *missing = apr_array_make(ptemp, entries->nelts,
-                                                 sizeof(ocspstaple_entry *));
-    apr_time_t now = apr_time_now();
-    int i, stored = 0, shared = 0, fetched = 0;
-
-    for (i = 0; i < entries->nelts; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
-
-        if (e->static_file) {
-            stored += load_static(st, e, now, ptemp);
-        }
-        else if (st->store_dir && load_stored(st, e, now, ptemp)) {
-            stored++;
-        }
-        else if (from_shared_cache(st, e, now, ptemp)) {
-            shared++;
+    while ((e = ocspstaple_schedule_pop_due(st->schedule, now))) {
+        ocspstaple_alerts(e, now, p);
+        if (fetch_due(e, now)) {
+            APR_ARRAY_PUSH(due, ocspstaple_entry *) = e;
         }
         else {
-            APR_ARRAY_PUSH(missing, ocspstaple_entry *) = e;
-        }
-    }
-    if (missing->nelts) {
-        fetched = ocspstaple_update(st, missing, 1, ptemp);
-    }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
-                 "certificate(s) to staple: %d from the store or a file, %d "
-                 "from the shared cache, %d fetched, %d without a response "
-                 "yet; cache %s, store %s", entries->nelts, stored, shared,
-                 fetched, missing->nelts - fetched,
-                 stapling_cache_provider_name(st->cache),
-                 st->store_dir ? st->store_dir : "off");
-    check_capacity(st, s, entries, ptemp);
-    warn_unused_files(s, entries);
-    ocspstaple_alerts(st, ptemp);
-}
-
-/* --------------------------------------------------------------- watchdog */
-
-static apr_array_header_t *due_entries(ocspstaple_state *st, apr_pool_t *p)
-{
-    const apr_array_header_t *entries =
-        ocspstaple_registry_entries(st->registry);
-    apr_array_header_t *due = apr_array_make(p, 4, sizeof(ocspstaple_entry *));
-    apr_time_t now = apr_time_now();
-    int i;
-
-    for (i = 0; i < entries->nelts; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
-
-        if (ocspstaple_entry_due(e, st->cache, now, p)) {
-            APR_ARRAY_PUSH(due, ocspstaple_entry *) = e;
+            ocspstaple_schedule_set(st->schedule, e,
+                                    ocspstaple_wake_at(e, now));
         }
     }
     return due;
 }
 
-static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
+/* Another server of the fleet may have renewed it: take that instead of
+ * asking the responder too. Returns 1 when it did. */
+static int from_fleet(ocspstaple_state *st, ocspstaple_entry *e, apr_pool_t *p)
+{
+    stapling_record rec;
+
+    if (!st->fleet || !ocspstaple_fleet_read(e, st->fleet, st->shared, &rec,
+                                             p)) {
+        return 0;
+    }
+    ocspstaple_publish(st, e, &rec, 0, p);
+    return !fetch_due(e, apr_time_now());
+}
+
+/* Under the fetch mutex: what is still due after the others' work. */
+static void fetch_round(ocspstaple_state *st, apr_array_header_t *due,
+                        apr_pool_t *p)
+{
+    apr_array_header_t *fetch = apr_array_make(p, due->nelts,
+                                               sizeof(ocspstaple_entry *));
+    apr_time_t now = apr_time_now();
+    int i;
+
+    take_changes(st, p);
+    for (i = 0; i < due->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(due, i, ocspstaple_entry *);
+
+        if (fetch_due(e, now) && !from_fleet(st, e, p)) {
+            APR_ARRAY_PUSH(fetch, ocspstaple_entry *) = e;
+        }
+    }
+    if (fetch->nelts) {
+        ocspstaple_update(st, fetch, p);
+    }
+}
+
+static void reschedule(ocspstaple_state *st, apr_array_header_t *due,
+                       apr_time_t at_least)
+{
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < due->nelts; i++) {
+        ocspstaple_entry *e = APR_ARRAY_IDX(due, i, ocspstaple_entry *);
+        apr_time_t wake = ocspstaple_wake_at(e, now);
+
+        if (e->heap_pos < 0 || e->wake_at < at_least) {
+            ocspstaple_schedule_set(st->schedule, e,
+                                    wake > at_least ? wake : at_least);
+        }
+    }
+}
+
+/* After a graceful restart the parent runs a newer generation: this child
+ * only drains its connections, with an outdated configuration. */
+static int generation_is_current(void)
+{
+    int mine = 0;
+
+    return !ap_scoreboard_image
+        || ap_mpm_query(AP_MPMQ_GENERATION, &mine) != APR_SUCCESS
+        || ap_scoreboard_image->global->running_generation == mine;
+}
+
+static void tick(ocspstaple_state *st, apr_pool_t *p)
+{
+    apr_array_header_t *due;
+
+    take_changes(st, p);
+    due = pop_due(st, apr_time_now(), p);
+    if (due->nelts == 0) {
+        return;
+    }
+    if (apr_global_mutex_trylock(st->fetch_mutex) != APR_SUCCESS) {
+        reschedule(st, due, apr_time_now() + BUSY_RETRY);
+        return;
+    }
+    fetch_round(st, due, p);
+    apr_global_mutex_unlock(st->fetch_mutex);
+    reschedule(st, due, 0);
+}
+
+static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
 {
     ocspstaple_state *st = data;
+    static int retired;
     apr_pool_t *p;
 
-    if (state == AP_WATCHDOG_STATE_STARTING) {
+    if (wd_state == AP_WATCHDOG_STATE_STARTING) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
                      "OCSPSTAPLE0040: background refresh runs in process %"
                      APR_PID_T_FMT, getpid());
     }
-    if (state != AP_WATCHDOG_STATE_RUNNING) {
+    if (wd_state != AP_WATCHDOG_STATE_RUNNING || !st->schedule || retired) {
+        return APR_SUCCESS;
+    }
+    if (!generation_is_current()) {
+        retired = 1;
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
+                     "OCSPSTAPLE0043: process %" APR_PID_T_FMT " belongs to "
+                     "an older generation: it stops renewing", getpid());
         return APR_SUCCESS;
     }
     apr_pool_create(&p, pool);
-    if (due_entries(st, p)->nelts > 0
-        && apr_global_mutex_lock(st->fetch_mutex) == APR_SUCCESS) {
-        /* Again under the lock: a handshake may have fetched meanwhile. */
-        apr_array_header_t *due = due_entries(st, p);
-
-        if (due->nelts > 0) {
-            ocspstaple_update(st, due, 1, p);
-        }
-        apr_global_mutex_unlock(st->fetch_mutex);
-    }
-    ocspstaple_alerts(st, p);
+    tick(st, p);
     apr_pool_destroy(p);
     return APR_SUCCESS;
 }
@@ -380,48 +212,31 @@ apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
         rv = register_callback(wd, WATCHDOG_INTERVAL, st, watchdog_tick);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0041: cannot "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OCSPSTAPLE0042: cannot "
                      "set up the background refresh (mod_watchdog): %s",
                      ocspstaple_strerror(rv, pconf));
     }
     return rv;
 }
 
-void ocspstaple_child_sync(ocspstaple_state *st, apr_pool_t *p)
+void ocspstaple_refresh_child_init(ocspstaple_state *st, apr_pool_t *pchild)
 {
     const apr_array_header_t *entries =
         ocspstaple_registry_entries(st->registry);
     apr_time_t now = apr_time_now();
+    apr_pool_t *p;
     int i;
 
-    if (!stapling_cache_is_local(st->cache)) {
-        return;
-    }
+    st->schedule = ocspstaple_schedule_make(entries->nelts, pchild);
+    apr_pool_create(&p, pchild);
+    take_changes(st, p);
     for (i = 0; i < entries->nelts; i++) {
-        /* Due means: the parent's copy may have been renewed since. */
-        ocspstaple_entry_due(APR_ARRAY_IDX(entries, i, ocspstaple_entry *),
-                             st->cache, now, p);
-    }
-}
+        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
 
-/* -------------------------------------------------------------- cold miss */
-
-int ocspstaple_fetch_cold(ocspstaple_state *st, ocspstaple_entry *e,
-                          apr_pool_t *p)
-{
-    apr_array_header_t *one;
-    int fetched = 0;
-
-    if (!ocspstaple_entry_due(e, st->cache, apr_time_now(), p)
-        || apr_global_mutex_trylock(st->fetch_mutex) != APR_SUCCESS) {
-        return 0;               /* not due, or somebody is fetching: no wait */
+        if (e->heap_pos < 0) {
+            ocspstaple_schedule_set(st->schedule, e,
+                                    ocspstaple_wake_at(e, now));
+        }
     }
-    if (ocspstaple_entry_due(e, st->cache, apr_time_now(), p)) {
-        one = apr_array_make(p, 1, sizeof(ocspstaple_entry *));
-        APR_ARRAY_PUSH(one, ocspstaple_entry *) = e;
-        /* First responder only: the handshake waits one timeout at most. */
-        fetched = ocspstaple_update(st, one, 0, p) > 0;
-    }
-    apr_global_mutex_unlock(st->fetch_mutex);
-    return fetched;
+    apr_pool_destroy(p);
 }

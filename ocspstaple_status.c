@@ -2,7 +2,9 @@
  *
  * "Is every certificate stapled, until when, and why not?": the
  * ocspstaple-status handler (HTML, or JSON with ?format=json) and a summary
- * on mod_status's server-status page.
+ * on mod_status's server-status page. Both read the serving process's own
+ * copies, without their DER: a scrape costs the same with a hung cache, and
+ * little memory with thousands of certificates.
  */
 
 #include <apr_strings.h>
@@ -13,7 +15,8 @@
 #include <http_request.h>
 #include <mod_status.h>
 
-#include "ocspstaple_private.h"
+#include "ocspstaple_local.h"
+#include "ocspstaple_status.h"
 
 #define STATUS_HANDLER "ocspstaple-status"
 
@@ -47,7 +50,8 @@ static const char *cert_status(const row *rw)
                                              rw->rec.verdict.cert_status);
 }
 
-static apr_array_header_t *collect(ocspstaple_state *st, request_rec *r)
+static apr_array_header_t *collect(const ocspstaple_state *st,
+                                   request_rec *r)
 {
     const apr_array_header_t *entries =
         ocspstaple_registry_entries(st->registry);
@@ -60,11 +64,8 @@ static apr_array_header_t *collect(ocspstaple_state *st, request_rec *r)
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
         row *rw = apr_array_push(rows);
 
-        if (st->cache) {
-            ocspstaple_entry_sync(e, st->cache, 0, r->pool);
-        }
         rw->e = e;
-        ocspstaple_entry_get_local(e, &rw->rec, r->pool);
+        ocspstaple_local_peek(e, &rw->rec, r->pool);
         rw->stapling = stapling_record_stapleable(&rw->rec, now,
                                                   ocspstaple_returns_errors(
                                                       e->s));

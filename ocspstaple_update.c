@@ -1,9 +1,10 @@
 /* Licensed under the Apache License, Version 2.0: see LICENSE.
  *
  * Updates: fetch a round of certificates concurrently, then for each one
- * store what came back (shared cache, this process's copy, disk), plan the
- * next fetch, and write exactly one log line naming the certificate and the
- * responder.
+ * publish what came back (local cache, fleet cache, this process's copy,
+ * disk), plan the next fetch, and write exactly one log line naming the
+ * certificate and the responder. Only processes with the server user's
+ * privileges get here: the start-up helper and the children's refresh.
  */
 
 #include <apr_strings.h>
@@ -11,7 +12,8 @@
 #include <http_log.h>
 
 #include "ocsp_store.h"
-#include "ocspstaple_private.h"
+#include "ocspstaple_local.h"
+#include "ocspstaple_state.h"
 
 APLOG_USE_MODULE(ocspstaple);
 
@@ -60,15 +62,61 @@ static void log_update_ok(const ocspstaple_entry *e, const ocsp_job *job,
     }
 }
 
-void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
-                        const stapling_record *rec, apr_pool_t *p)
+/* The OCSPStaplingFile serving e, as the start-up helper found it. */
+static void resolve_static_file(ocspstaple_entry *e)
 {
-    apr_status_t rv = stapling_cache_put(st->cache, e->s, e->id,
-                                         OCSPSTAPLE_ID_LEN, rec, p);
+    apr_uint32_t file = e->slot ? e->slot->file : 0;
 
-    /* On failure this process still staples it; others fetch their own. */
-    ocspstaple_cache_health(e->s, st->cache, rv, 1, p);
-    ocspstaple_entry_set_local(e, rec);
+    e->static_file = file && e->files && (int)file <= e->files->nelts
+                     ? APR_ARRAY_IDX(e->files, file - 1, const char *) : NULL;
+}
+
+/* Everything that follows a new copy in this process. */
+static void local_changed(ocspstaple_state *st, ocspstaple_entry *e,
+                          const stapling_record *rec, apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+
+    resolve_static_file(e);
+    ocspstaple_local_set(e, rec);
+    ocspstaple_alerts(e, now, p);
+    if (st->schedule) {
+        ocspstaple_schedule_set(st->schedule, e, ocspstaple_wake_at(e, now));
+    }
+}
+
+void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
+                        const stapling_record *rec, int to_fleet,
+                        apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    if (stapling_cache_put(st->local, e->s, e->id, OCSPSTAPLE_ID_LEN, rec, p)
+        == APR_SUCCESS) {
+        ocspstaple_shared_changed(st->shared, e);
+        e->seen_version = e->slot->version;
+    }
+    if (st->fleet && to_fleet) {
+        rv = stapling_cache_put(st->fleet, e->s, e->id, OCSPSTAPLE_ID_LEN,
+                                rec, p);
+        /* On failure this server still staples it; others fetch their own. */
+        ocspstaple_cache_health(st->shared, e->s, st->fleet, rv, 1, p);
+    }
+    local_changed(st, e, rec, p);
+}
+
+void ocspstaple_take_local(ocspstaple_state *st, ocspstaple_entry *e,
+                           apr_uint32_t version, apr_pool_t *p)
+{
+    stapling_record rec;
+
+    e->seen_version = version;
+    /* Written by a process of this server that verified it: no second
+     * verification (and no parsing) here. */
+    if (stapling_cache_get(st->local, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p)
+        == APR_SUCCESS) {
+        local_changed(st, e, &rec, p);
+    }
 }
 
 static void save_to_store(ocspstaple_state *st, ocspstaple_entry *e,
@@ -76,13 +124,14 @@ static void save_to_store(ocspstaple_state *st, ocspstaple_entry *e,
 {
     apr_status_t rv;
 
-    if (!st->store_dir) {
+    if (!st->store_dir
+        || ocspstaple_server_bit(st->shared, OCSPSTAPLE_SERVER_STORE_OFF)) {
         return;
     }
     rv = ocsp_store_write(st->store_dir, e->id, OCSPSTAPLE_ID_LEN, ans->der,
                           ans->der_len, p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0032: "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0034: "
                      "%s: cannot write the response to the store %s (%s); a "
                      "restart will have to fetch it again", e->label,
                      st->store_dir, ocspstaple_strerror(rv, p));
@@ -111,7 +160,7 @@ static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
     rec.der = ans->der;
     rec.der_len = ans->der_len;
     log_update_ok(e, job, replaced_good, rec.next_attempt, p);
-    ocspstaple_publish(st, e, &rec, p);
+    ocspstaple_publish(st, e, &rec, 1, p);
     save_to_store(st, e, ans, p);
 }
 
@@ -151,11 +200,11 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
         rec.der = job->answer->der;
         rec.der_len = job->answer->der_len;
     }
-    ocspstaple_publish(st, e, &rec, p);
+    ocspstaple_publish(st, e, &rec, 1, p);
 }
 
 int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
-                      int all_urls, apr_pool_t *ptemp)
+                      apr_pool_t *ptemp)
 {
     int i, n = entries->nelts, ok = 0;
     ocsp_job *jobs = apr_pcalloc(ptemp, sizeof(*jobs) * (n ? n : 1));
@@ -164,20 +213,13 @@ int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
     for (i = 0; i < n; i++) {
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
         ocsp_http_opts *opts = apr_pcalloc(ptemp, sizeof(*opts));
-        apr_array_header_t *first;
 
         opts->timeout = ocspstaple_timeout(e->s);
         opts->proxy = ocspstaple_proxy(e->s);
         jobs[i].cert = e->cert;
         jobs[i].urls = e->urls;
         jobs[i].opts = opts;
-        if (!all_urls && e->urls->nelts > 1) {
-            first = apr_array_make(ptemp, 1, sizeof(const char *));
-            APR_ARRAY_PUSH(first, const char *) =
-                APR_ARRAY_IDX(e->urls, 0, const char *);
-            jobs[i].urls = first;
-        }
-        ocspstaple_entry_get_local(e, &prev[i], ptemp);
+        ocspstaple_local_get(e, &prev[i], ptemp);
     }
     ocsp_fetch_batch(jobs, n, OCSPSTAPLE_FETCH_PARALLEL, ptemp);
     for (i = 0; i < n; i++) {
@@ -194,4 +236,29 @@ int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
         }
     }
     return ok;
+}
+
+apr_status_t ocspstaple_load_file(stapling_record *rec, const ocsp_cert *cert,
+                                  const char *path, int flags,
+                                  const char **perr, apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+
+    memset(rec, 0, sizeof(*rec));
+    rec->source = STAPLING_FROM_FILE;
+    rv = ocsp_file_read((unsigned char **)&rec->der, &rec->der_len,
+                        &rec->fetched_at, path, OCSP_MAX_RESPONSE_SIZE, flags,
+                        p);
+    if (rv != APR_SUCCESS) {
+        if (perr) {
+            *perr = ocsp_file_strerror(rv, p);
+        }
+        return rv;
+    }
+    if (rec->fetched_at > now) {
+        rec->fetched_at = now;
+    }
+    return ocsp_response_verify(&rec->verdict, cert, rec->der, rec->der_len,
+                                now, perr, p);
 }

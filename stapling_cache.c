@@ -125,7 +125,7 @@ void stapling_cache_child_init(stapling_cache *cache, server_rec *s,
                                      apr_global_mutex_lockfile(cache->mutex),
                                      p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "OCSPSTAPLE0020: cannot "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "OCSPSTAPLE0021: cannot "
                      "reattach the %s mutex in a child process (error %d)",
                      STAPLING_CACHE_MUTEX, rv);
     }
@@ -188,11 +188,9 @@ apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
            ? APR_SUCCESS : STAPLING_CACHE_ECORRUPT;
 }
 
-int stapling_cache_is_local(const stapling_cache *cache)
+int stapling_cache_is_shm(const stapling_cache *cache)
 {
-    /* The providers needing a global mutex are the ones on this machine
-     * (shmcb, dbm); memcache and redis talk to servers. */
-    return (cache->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) != 0;
+    return !strcmp(cache->provider->name, "shmcb");
 }
 
 const char *stapling_cache_provider_name(const stapling_cache *cache)

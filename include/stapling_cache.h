@@ -50,9 +50,9 @@ apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
                                 const unsigned char *id, apr_size_t id_len,
                                 stapling_record *rec, apr_pool_t *p);
 
-/* Whether the cache lives on this machine (shmcb, dbm): reading it cannot
- * hang on a network. */
-int stapling_cache_is_local(const stapling_cache *cache);
+/* Whether the cache is shared memory (shmcb) that only the processes of
+ * this server can reach. */
+int stapling_cache_is_shm(const stapling_cache *cache);
 
 /* "shmcb", "redis", ... */
 const char *stapling_cache_provider_name(const stapling_cache *cache);
