@@ -401,6 +401,8 @@ typedef struct {
     int head;
     apr_hash_t *dead_urls;
     apr_pool_t *p;
+    ocsp_job_done_fn *done;             /* called as each job ends, or NULL */
+    void *done_baton;
 } batch;
 
 static int is_transport_failure(apr_status_t rv)
@@ -423,13 +425,16 @@ static void job_note(job_state *st, const char *url, apr_status_t rv,
 
 /* No URL left: the job ends with a responder's error answer if it got one,
  * else with the first failure. */
-static void job_give_up(job_state *st)
+static void job_give_up(batch *b, job_state *st)
 {
     ocsp_job *job = st->job;
 
     job->rv = job->answer ? OCSP_ERESPONDER
                           : st->first_rv ? st->first_rv : APR_ENOENT;
     job->err = st->reasons ? st->reasons : "no responder URL";
+    if (b->done) {
+        b->done(job, b->done_baton);
+    }
 }
 
 static ocsp_http_req *batch_next(void *ud)
@@ -456,7 +461,7 @@ static ocsp_http_req *batch_next(void *ud)
             st->http.baton = st;
             return &st->http;
         }
-        job_give_up(st);
+        job_give_up(b, st);
     }
     return NULL;
 }
@@ -480,6 +485,9 @@ static void batch_done(ocsp_http_req *req, void *ud)
             job->rv = APR_SUCCESS;
             job->answer = ans;
             job->err = st->reasons;     /* earlier URLs that failed, if any */
+            if (b->done) {
+                b->done(job, b->done_baton);
+            }
             return;
         }
         if (rv == OCSP_ERESPONDER && !job->answer) {
@@ -494,11 +502,12 @@ static void batch_done(ocsp_http_req *req, void *ud)
 }
 
 apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
+                              ocsp_job_done_fn *done, void *baton,
                               apr_pool_t *p)
 {
     batch b = { apr_pcalloc(p, sizeof(job_state) * (n ? n : 1)),
                 apr_array_make(p, n ? n : 1, sizeof(job_state *)), 0,
-                apr_hash_make(p), p };
+                apr_hash_make(p), p, done, baton };
     int i;
 
     for (i = 0; i < n; i++) {
@@ -510,12 +519,18 @@ apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
         if (!jobs[i].urls || jobs[i].urls->nelts == 0) {
             jobs[i].rv = APR_ENOENT;
             jobs[i].err = "no responder URL";
+            if (done) {
+                done(&jobs[i], baton);
+            }
             continue;
         }
         jobs[i].rv = ocsp_request_build(&st->req, &st->req_len, jobs[i].cert,
                                         p);
         if (jobs[i].rv != APR_SUCCESS) {
             jobs[i].err = "cannot build the OCSP request";
+            if (done) {
+                done(&jobs[i], baton);
+            }
             continue;
         }
         APR_ARRAY_PUSH(b.queue, job_state *) = st;
@@ -530,7 +545,7 @@ apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
                         apr_pool_t *p)
 {
     ocsp_job job = { cert, urls, opts, APR_SUCCESS, NULL, NULL };
-    apr_status_t rv = ocsp_fetch_batch(&job, 1, 1, p);
+    apr_status_t rv = ocsp_fetch_batch(&job, 1, 1, NULL, NULL, p);
 
     *panswer = job.answer;
     if (rv == APR_SUCCESS) {

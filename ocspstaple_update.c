@@ -203,39 +203,56 @@ static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
     ocspstaple_publish(st, e, &rec, 1, p);
 }
 
+typedef struct {
+    ocspstaple_state *st;
+    ocspstaple_entry **entries;
+    stapling_record *prev;            /* each entry's copy before the round */
+    ocsp_job *jobs;
+    int ok;
+    apr_pool_t *p;
+} round;
+
+/* As each certificate's fetch ends: published at once, not when the slowest
+ * responder of the round has answered. */
+static void job_done(ocsp_job *job, void *baton)
+{
+    round *r = baton;
+    int i = (int)(job - r->jobs);
+    ocspstaple_entry *e = r->entries[i];
+
+    ocspstaple_count(e, OCSPSTAPLE_FETCHES);
+    if (job->rv == APR_SUCCESS) {
+        update_ok(r->st, e, &r->prev[i], job, r->p);
+        r->ok++;
+    }
+    else {
+        ocspstaple_count(e, OCSPSTAPLE_FAILURES);
+        update_failed(r->st, e, &r->prev[i], job, r->p);
+    }
+}
+
 int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
                       apr_pool_t *ptemp)
 {
-    int i, n = entries->nelts, ok = 0;
-    ocsp_job *jobs = apr_pcalloc(ptemp, sizeof(*jobs) * (n ? n : 1));
-    stapling_record *prev = apr_pcalloc(ptemp, sizeof(*prev) * (n ? n : 1));
+    int i, n = entries->nelts;
+    round r = { st, (ocspstaple_entry **)entries->elts,
+                apr_pcalloc(ptemp, sizeof(stapling_record) * (n ? n : 1)),
+                apr_pcalloc(ptemp, sizeof(ocsp_job) * (n ? n : 1)), 0, ptemp };
 
     for (i = 0; i < n; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
+        ocspstaple_entry *e = r.entries[i];
         ocsp_http_opts *opts = apr_pcalloc(ptemp, sizeof(*opts));
 
         opts->timeout = ocspstaple_timeout(e->s);
         opts->proxy = ocspstaple_proxy(e->s);
-        jobs[i].cert = e->cert;
-        jobs[i].urls = e->urls;
-        jobs[i].opts = opts;
-        ocspstaple_local_get(e, &prev[i], ptemp);
+        r.jobs[i].cert = e->cert;
+        r.jobs[i].urls = e->urls;
+        r.jobs[i].opts = opts;
+        ocspstaple_local_get(e, &r.prev[i], ptemp);
     }
-    ocsp_fetch_batch(jobs, n, OCSPSTAPLE_FETCH_PARALLEL, ptemp);
-    for (i = 0; i < n; i++) {
-        ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
-
-        ocspstaple_count(e, OCSPSTAPLE_FETCHES);
-        if (jobs[i].rv == APR_SUCCESS) {
-            update_ok(st, e, &prev[i], &jobs[i], ptemp);
-            ok++;
-        }
-        else {
-            ocspstaple_count(e, OCSPSTAPLE_FAILURES);
-            update_failed(st, e, &prev[i], &jobs[i], ptemp);
-        }
-    }
-    return ok;
+    ocsp_fetch_batch(r.jobs, n, OCSPSTAPLE_FETCH_PARALLEL, job_done, &r,
+                     ptemp);
+    return r.ok;
 }
 
 apr_status_t ocspstaple_load_file(stapling_record *rec, const ocsp_cert *cert,

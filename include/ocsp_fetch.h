@@ -132,11 +132,17 @@ typedef struct {
                                           (on success: the ones before, or NULL) */
 } ocsp_job;
 
-/* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time.
- * A URL that fails at the transport level (timeout, connection refused,
- * unresolvable) is not tried again within the batch: a dead responder costs
- * about one timeout in total, not one per certificate. */
+/* Called as soon as a job of a batch has its result, so that a fast
+ * responder's answer is used while a slow one is still awaited. */
+typedef void ocsp_job_done_fn(ocsp_job *job, void *baton);
+
+/* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time,
+ * calling done (when not NULL) for each job as it ends. A URL that fails at
+ * the transport level (timeout, connection refused, unresolvable) is not
+ * tried again within the batch: a dead responder costs about one timeout in
+ * total, not one per certificate. */
 apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
+                              ocsp_job_done_fn *done, void *baton,
                               apr_pool_t *p);
 
 /* "good", "revoked", "unknown", "none"; and the OCSPResponseStatus names. */

@@ -3,7 +3,7 @@
 # nothing), announced before it expires (OCSPSTAPLE0061), never stapled past
 # its nextUpdate (OCSPSTAPLE0062), and a fresh file is picked up by a
 # graceful restart. A file for another certificate is reported
-# (OCSPSTAPLE0060) and that certificate is fetched as usual; a missing file
+# (OCSPSTAPLE0063) and that certificate is fetched as usual; a missing file
 # stops the configuration check.
 use strict;
 use warnings FATAL => 'all';
@@ -49,8 +49,8 @@ ok($h->start, 'httpd starts with OCSPStaplingFile') or BAIL_OUT('no server');
 my $r = handshake($h->port, 'rsa.test');
 ok($r->{stapled} && ($r->{this_update} // 0) == $tu && ($r->{cert_status} // '') eq 'good',
    'first handshake stapled with the file\'s response') or diag(describe($r));
-like(($h->log_lines(qr/OCSPSTAPLE0030: /))[0] // '',
-     qr/OCSPSTAPLE0030: cert "CN=rsa\.test".*OCSPStaplingFile \Q$file\E/, 'OCSPSTAPLE0030 names the file');
+like(($h->log_lines(qr/OCSPSTAPLE0035: /))[0] // '',
+     qr/OCSPSTAPLE0035: cert "CN=rsa\.test".*OCSPStaplingFile \Q$file\E/, "OCSPSTAPLE0035 names the file");
 my $sum = $h->summary // {};
 is(join(' ', map { $sum->{$_} // '-' } qw(certs stored fetched missing)), '1 1 0 0',
    'startup summary: 1 from a file, none fetched') or diag($sum->{line} // 'no summary');
@@ -102,9 +102,9 @@ $h->stop;
 my $h2 = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'httpd2', store => 'off',
     vhosts => [ { name => 'sni2.test', cert => 'sni2', extra => "OCSPStaplingFile \"$file\"" } ]);
 ok($h2->start, 'httpd with the rsa file in the sni2 vhost starts') or BAIL_OUT('no server');
-like(($h2->log_lines(qr/OCSPSTAPLE0060: /))[0] // '',
-     qr/\[ocspstaple:error\].*OCSPSTAPLE0060: .*\Q$file\E.*sni2\.test/,
-     'OCSPSTAPLE0060 (error) names the file and the server');
+like(($h2->log_lines(qr/OCSPSTAPLE0063: /))[0] // '',
+     qr/\[ocspstaple:error\].*OCSPSTAPLE0063: .*\Q$file\E.*sni2\.test/,
+     "OCSPSTAPLE0063 (error) names the file and the server");
 $r = handshake($h2->port, 'sni2.test');
 ok($r->{stapled} && $resp->requests('good') >= 1, 'sni2 fetched and stapled as usual')
     or diag(describe($r));
