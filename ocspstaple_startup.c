@@ -11,7 +11,8 @@
  * publishes into the shared cache and journal like any renewal.
  *
  * The helper:
- *  1. loads: OCSPStaplingFiles, the store, the fleet cache;
+ *  1. loads: OCSPStaplingFiles, what the previous generation had (a
+ *     reload, see ocspstaple_retain.h), the store, the fleet cache;
  *  2. fetches, in one concurrent round, what is still missing;
  * and reports each phase on a pipe. The parent waits for phase 2 on a first
  * start, for phase 1 on a reload, never longer than the figures below.
@@ -36,6 +37,7 @@
 #include "ocspstaple_fleet.h"
 #include "ocspstaple_local.h"
 #include "ocspstaple_refresh.h"
+#include "ocspstaple_retain.h"
 
 APLOG_USE_MODULE(ocspstaple);
 
@@ -53,7 +55,7 @@ APLOG_USE_MODULE(ocspstaple);
 #define PHASE_FETCHED 'F'
 
 typedef struct {
-    int stored, shared, fetched;
+    int kept, stored, shared, fetched;
     apr_array_header_t *missing;
 } startup_counts;
 
@@ -186,6 +188,18 @@ static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
     return 1;
 }
 
+/* A reload: what this server stapled until now, the newest it has. */
+static int load_kept(ocspstaple_state *st, ocspstaple_entry *e, apr_pool_t *p)
+{
+    stapling_record rec;
+
+    if (!ocspstaple_retained_take(e, &rec, p)) {
+        return 0;
+    }
+    ocspstaple_publish(st, e, &rec, 0, p);
+    return 1;
+}
+
 static int load_fleet(ocspstaple_state *st, ocspstaple_entry *e,
                       apr_pool_t *p)
 {
@@ -216,6 +230,9 @@ static void load_phase(ocspstaple_state *st, server_rec *s,
 
         if (load_static(st, e, p)) {
             c->stored++;
+        }
+        else if (load_kept(st, e, p)) {
+            c->kept++;
         }
         else if (st->store_dir && load_stored(st, e, p)) {
             c->stored++;
@@ -311,8 +328,9 @@ static void finish(ocspstaple_state *st, server_rec *s,
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
                  "certificate(s) to staple: %d from the store or a file, %d "
                  "from the shared cache, %d fetched, %d without a response "
-                 "yet; cache %s, store %s", entries->nelts, c->stored,
-                 c->shared, c->fetched, c->missing->nelts - c->fetched,
+                 "yet, %d kept across the restart; cache %s, store %s",
+                 entries->nelts, c->stored, c->shared, c->fetched,
+                 c->missing->nelts - c->fetched, c->kept,
                  st->fleet ? stapling_cache_provider_name(st->fleet)
                            : stapling_cache_provider_name(st->local),
                  st->store_dir ? st->store_dir : "off");
@@ -512,6 +530,7 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s,
         _exit(0);
     }
     close(fds[1]);
+    ocspstaple_retained_release();    /* the helper has its own copy */
     h->proc.pid = pid;
     h->running = 1;
     apr_proc_other_child_register(&h->proc, helper_maintenance, h, NULL,

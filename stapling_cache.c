@@ -166,20 +166,39 @@ apr_status_t stapling_cache_put(stapling_cache *cache, server_rec *s,
     return rv;
 }
 
-apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
-                                const unsigned char *id, apr_size_t id_len,
-                                stapling_record *rec, apr_pool_t *p)
+apr_status_t stapling_cache_get_raw(stapling_cache *cache, server_rec *s,
+                                   const unsigned char *id, apr_size_t id_len,
+                                   unsigned char **pbuf, apr_size_t *plen,
+                                   apr_pool_t *p)
 {
     unsigned int len = STAPLING_RECORD_MAX_SIZE;
     unsigned char *buf = apr_palloc(p, len);
     apr_status_t rv;
 
+    *pbuf = NULL;
+    *plen = 0;
     if ((rv = lock(cache)) != APR_SUCCESS) {
         return rv;
     }
     rv = cache->provider->retrieve(cache->instance, s, id, (unsigned int)id_len,
                                    buf, &len, p);
     unlock(cache);
+    if (rv == APR_SUCCESS) {
+        *pbuf = buf;
+        *plen = len;
+    }
+    return rv;
+}
+
+apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
+                                const unsigned char *id, apr_size_t id_len,
+                                stapling_record *rec, apr_pool_t *p)
+{
+    unsigned char *buf;
+    apr_size_t len;
+    apr_status_t rv;
+
+    rv = stapling_cache_get_raw(cache, s, id, id_len, &buf, &len, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }

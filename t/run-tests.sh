@@ -4,20 +4,27 @@
 # Runs mod_ocspstaple's Apache::Test suite; `make test` calls it after
 # building .libs/mod_ocspstaple.so and t/unit/test_ocsp_fetch.
 #
-#  1. As root (CI): Apache::Test refuses root, so create the system user
-#     ocspstaple-test, give it t/, and re-run this script as that user.
+#  1. As root (CI): create the system user ocspstaple-test and give it t/.
+#     Apache::Test and most tests refuse root, so the steps below run as
+#     that user (the AS_TEST_USER prefix) and so does every test but the
+#     production-mode ones: t/root/*.t run as root and start Apache as root
+#     with `User ocspstaple-test`, the way production runs (t/bin/runtest,
+#     which prove runs each test with, picks the user). Run by anybody else,
+#     the script and every test run as that user; t/root/*.t then skip.
 #  2. Build the test PKI (scripts/mkpki.sh t/pki PORT) and start the loopback
 #     OCSP responder (scripts/ocsp_responder.pl); stop it on any exit.
 #  3. Write t/conf/modules.conf (the LoadModule lines Apache::Test inherits;
 #     Debian has no httpd.conf), configure and start httpd on 127.0.0.1, run
-#     the tests with prove (its "Result: PASS|FAIL" is the last line
+#     the tests with ONE prove (its "Result: PASS|FAIL" is the last line
 #     printed), stop httpd; exit with the tests' status.
 #
 # Environment passed to the .t files: OCSP_PORT, OCSP_PKI (absolute),
 # OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so),
-# OCSP_HTTPD_MODULES (directory of the httpd modules).
+# OCSP_HTTPD_MODULES (directory of the httpd modules), OCSP_TEST_USER (the
+# unprivileged user), HOME, APACHE_TEST_NO_STICKY_PREFERENCES.
 # Arguments go to prove: `t/run-tests.sh -v t/10-good.t` runs one test
-# verbosely (the server still starts with the whole configuration).
+# verbosely (the server still starts with the whole configuration);
+# `t/run-tests.sh t/root/10-privileges.t` one production-mode test (as root).
 # Every run starts from scratch (old logs, PKI and generated config removed).
 set -eu
 set -o pipefail
@@ -31,23 +38,35 @@ MODDIR=$("$APXS" -q LIBEXECDIR)         # /usr/lib/apache2/modules on Debian
 
 die() { echo "run-tests: $*" >&2; exit 1; }
 
-# ---- 1. never as root ---------------------------------------------------
+# ---- 1. root runs only what needs root ------------------------------------
+# AS_TEST_USER: the prefix that runs a command as the test user, empty when
+# we are not root. setpriv (util-linux) execs the command in place: no PAM
+# session and no extra process, so `$!` is the command itself and a signal
+# reaches it at once, and the environment is passed on unchanged.
+AS_TEST_USER=()
 if [ "$(id -u)" -eq 0 ]; then
     if ! id "$TEST_USER" >/dev/null 2>&1; then
         useradd --system --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin "$TEST_USER"
     fi
+    AS_TEST_USER=(setpriv --reuid="$(id -u "$TEST_USER")"
+                  --regid="$(id -g "$TEST_USER")" --init-groups --)
     chown -R "$TEST_USER:" "$T"
     # The test user must reach the checkout (and the module) to read them.
     dir=$ROOT
     while [ "$dir" != / ]; do
-        runuser -u "$TEST_USER" -- test -x "$dir" ||
+        "${AS_TEST_USER[@]}" test -x "$dir" ||
             die "$TEST_USER cannot enter $dir: make the checkout world-readable"
         dir=$(dirname "$dir")
     done
-    exec runuser -u "$TEST_USER" -- env PATH="$PATH" OCSP_MODULE="$MODULE" \
-        APXS="$APXS" "$T/run-tests.sh" "$@"
+    [ ! -f "$MODULE" ] || "${AS_TEST_USER[@]}" test -r "$MODULE" ||
+        die "$TEST_USER cannot read $MODULE"
 fi
+# For t/bin/runtest and the t/root/*.t tests (their servers' User).
+export OCSP_TEST_USER=$TEST_USER
+
+# own FILE...: files root made for the test user's steps become its own.
+own() { [ ${#AS_TEST_USER[@]} -eq 0 ] || chown -R "$TEST_USER:" "$@"; }
 
 cd "$ROOT"
 [ -f "$MODULE" ] || die "$MODULE not found: run 'make' first"
@@ -61,8 +80,7 @@ export HOME=$T/logs/home
 # ---- cleanup, registered before anything is started ---------------------
 # Everything we start is stopped by PID on any exit, also on INT/TERM. Long
 # steps run in the background with `wait`, so a signal is handled at once
-# (bash defers traps while a foreground command runs, and runuser, when
-# itself signalled, kills us 2 s later).
+# (bash defers traps while a foreground command runs).
 RESPONDER_PID=""
 CHILD_PID=""
 HTTPD_PIDFILE=$T/logs/httpd.pid
@@ -110,6 +128,9 @@ cleanup() {
     [ -z "$CHILD_PID" ] || wait "$CHILD_PID" 2>/dev/null || true
     [ -z "$RESPONDER_PID" ] || wait "$RESPONDER_PID" 2>/dev/null || true
     stop_httpd
+    # What the t/root/*.t tests left (work dirs made by root) goes back to the
+    # test user, so that a later run as that user can empty t/logs.
+    own "$T/logs" 2>/dev/null || true
     exit "$rc"
 }
 trap cleanup EXIT
@@ -122,6 +143,7 @@ stop_httpd
 rm -rf "$T/logs" "$T/pki" "$T/TEST" "$T/conf/httpd.conf" "$T/conf/extra.conf" \
     "$T/conf/apache_test_config.pm" "$T/conf/modules.conf" "$T/htdocs/index.html"
 mkdir -p "$T/logs" "$HOME"
+own "$T/logs"
 
 # ---- 2. PKI and responder -----------------------------------------------
 free_port() {
@@ -132,11 +154,12 @@ free_port() {
 }
 
 OCSP_PORT=$(free_port)
-run "$ROOT/scripts/mkpki.sh" "$T/pki" "$OCSP_PORT" >/dev/null
+run "${AS_TEST_USER[@]}" "$ROOT/scripts/mkpki.sh" "$T/pki" "$OCSP_PORT" >/dev/null
 OCSP_PKI=$T/pki
 OCSP_RESPONDER_LOG=$T/logs/responder.log
 : > "$OCSP_RESPONDER_LOG"
-perl "$ROOT/scripts/ocsp_responder.pl" --port "$OCSP_PORT" --pki "$OCSP_PKI" \
+own "$OCSP_RESPONDER_LOG"
+"${AS_TEST_USER[@]}" perl "$ROOT/scripts/ocsp_responder.pl" --port "$OCSP_PORT" --pki "$OCSP_PKI" \
     --log "$OCSP_RESPONDER_LOG" --pidfile "$T/logs/responder.pid" \
     2>> "$T/logs/responder.stderr" &
 RESPONDER_PID=$!
@@ -159,24 +182,32 @@ export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE
     done
     echo "LoadModule ocspstaple_module $MODULE"
 } > "$T/conf/modules.conf"
+own "$T/conf/modules.conf"
 
 # Configure (t/TEST.PL binds every Listen to 127.0.0.1) and start httpd.
 # Apache::Test works from the top directory, the one holding t/.
 # OCSP_HTTPD (make test-asan): an httpd to run instead of apxs's, namely
 # scripts/sanitize-httpd.sh, which preloads the sanitizer runtimes.
-run perl t/TEST.PL -apxs "$APXS" ${OCSP_HTTPD:+-httpd "$OCSP_HTTPD"} \
+run "${AS_TEST_USER[@]}" perl t/TEST.PL -apxs "$APXS" ${OCSP_HTTPD:+-httpd "$OCSP_HTTPD"} \
     -httpd_conf "$T/conf/modules.conf" -port select -start-httpd > "$T/logs/start.log" 2>&1 ||
     { cat "$T/logs/start.log" >&2; tail -n 20 "$T/logs/error_log" >&2 2>/dev/null
       die "httpd did not start (see t/logs/start.log, t/logs/error_log)"; }
 
-# prove gets our arguments; without a test file among them, every t/*.t
-# (in name order: 00-unit, then 01-first, which must be the first handshake).
+# ONE prove, as whoever runs this script, gets our arguments; without a test
+# file among them, every t/*.t (in name order: 00-unit, then 01-first, which
+# must be the first handshake), then t/root/*.t. It runs each test through
+# t/bin/runtest: t/root/*.t as root, the others as the test user (with t/lib
+# on PERL5LIB and our environment).
 PROVE_ARGS=("$@")
 have_file=""
 for a in "$@"; do case $a in *.t) have_file=1 ;; esac; done
-[ -n "$have_file" ] || PROVE_ARGS+=(t/*.t)
+if [ -z "$have_file" ]; then
+    shopt -s nullglob
+    PROVE_ARGS+=(t/*.t t/root/*.t)
+    shopt -u nullglob
+fi
 rc=0
-run prove -I "$T/lib" "${PROVE_ARGS[@]}" || rc=$?
+run prove --exec t/bin/runtest "${PROVE_ARGS[@]}" || rc=$?
 
 stop_httpd
 exit "$rc"

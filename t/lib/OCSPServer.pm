@@ -17,8 +17,13 @@ package OCSPServer;
 #   my $r = OCSPServer::handshake($h->port, 'rsa.test'); # ->{stapled}, ...
 #   $resp->requests('good');                             # responder log lines
 #
-# Run one scenario on its own (never as root):
+# Run one scenario on its own (as an unprivileged user):
 #   runuser -u ocspstaple-test -- env PATH=$PATH prove -v -I t/lib t/30-renew.t
+#
+# Production mode (t/root/*.t): a test that says `use OCSPServer qw(:root
+# ...)` may run as root; its servers are then started by root and must be
+# given the server user (OCSPServer::Httpd->new(user => 'ocspstaple-test'),
+# written as User/Group), the way production runs. Without :root, root skips.
 #
 # Every responder and httpd started here is stopped by PID in an END block,
 # also when a test dies, is interrupted (INT/TERM) or hits its deadline.
@@ -26,7 +31,7 @@ package OCSPServer;
 use strict;
 use warnings FATAL => 'all';
 
-use Exporter 'import';
+use Exporter ();
 use Cwd qw(abs_path);
 use Digest::SHA ();
 use File::Basename qw(basename dirname);
@@ -63,11 +68,32 @@ my %LIVE;                     # "$obj" => $obj: everything to stop at the end
 # ---- process-wide guards --------------------------------------------------
 # httpd without a User directive would hand its children to uid -1 when
 # started as root: these scenarios run as an unprivileged user (`make test`
-# switches to ocspstaple-test by itself).
-if ($> == 0) {
+# runs them as ocspstaple-test), except the ones that opt in with the import
+# flag :root (then every OCSPServer::Httpd needs user => NAME). The check
+# runs once every `use` has been compiled (INIT), so the flag counts
+# whichever module loaded OCSPServer first; loaded at run time (require),
+# it checks at once and root is never allowed.
+our $ALLOW_ROOT = 0;
+
+sub import {
+    my ($class, @args) = @_;
+    $ALLOW_ROOT = 1 if grep { $_ eq ':root' } @args;
+    local $Exporter::ExportLevel = 1;
+    Exporter::import($class, grep { $_ ne ':root' } @args);
+}
+
+sub _root_guard {
+    return if $> != 0 || $ALLOW_ROOT;
     require Test::More;
     Test::More::plan(skip_all => 'runs as an unprivileged user: use make test, '
         . "or runuser -u ocspstaple-test -- prove -I t/lib $0");
+}
+if (${^GLOBAL_PHASE} eq 'RUN') {
+    _root_guard();
+}
+else {
+    no warnings 'void';                 # "Too late to run INIT block"
+    INIT { _root_guard() }
 }
 $SIG{INT}  = sub { print STDERR "# interrupted\n"; exit 130 };
 $SIG{TERM} = sub { print STDERR "# terminated\n";  exit 143 };
@@ -418,12 +444,22 @@ my $FAILED_RE = qr/AH00016: Configuration Failed|AH00015: Unable to open logs|AH
 #     vhosts => [ { name => 'rsa.test', cert => 'rsa' (PKI leaf) | crt/key
 #                  => files, extra => "directives", stapling => 0|1 } ],
 #     global => [ "directive", ... ], store => DIR|'off' (default
-#     WORKDIR/store), loglevel => 'info ocspstaple:debug')
+#     WORKDIR/store), loglevel => 'info ocspstaple:debug',
+#     user => NAME (the server user, written as `User NAME` and `Group` of
+#     NAME's primary group; required when we are root, see :root above))
 sub new {
     my ($class, %a) = @_;
     my $self = bless { name => 'httpd', mpm => 'event', mpm_conf => {},
                        vhosts => [], global => [],
                        loglevel => 'info ocspstaple:debug', %a }, $class;
+    if (defined $self->{user}) {
+        my @pw = getpwnam($self->{user}) or die "no user $self->{user}\n";
+        @$self{qw(uid gid)} = @pw[2, 3];
+        $self->{group} = getgrgid($pw[3]) // "#$pw[3]";
+    }
+    elsif ($> == 0) {
+        die "OCSPServer::Httpd started by root needs user => NAME (its User)\n";
+    }
     $self->{port} //= OCSPServer::free_port();
     my $base = "$self->{dir}/$self->{name}";
     $self->{base}     = $base;
@@ -437,6 +473,9 @@ sub new {
 }
 
 sub port      { $_[0]{port} }
+sub user      { $_[0]{user} }     # the server user (User), or undef
+sub uid       { $_[0]{uid} }
+sub gid       { $_[0]{gid} }
 sub error_log_file { $_[0]{errorlog} }
 sub store_dir { $_[0]{store} }
 sub error_log { OCSPServer::slurp($_[0]{errorlog}) }
@@ -511,6 +550,9 @@ sub write_config {
     my $pki = $self->{pki};
     my $dir = $self->{dir};
     make_path($self->{rundir}, "$dir/htdocs");
+    # Started by root: the children (User) reach the documents and the
+    # runtime dir (lock files) whatever root's umask.
+    chmod 0755, $dir, $self->{rundir}, "$dir/htdocs" if defined $self->{user};
     my $mime = -f '/etc/mime.types' ? '/etc/mime.types' : '/dev/null';
     my $store = $self->{store} eq 'off' ? 'off' : $self->{store};
     my $conf = <<"EOF";
@@ -533,6 +575,7 @@ DocumentRoot "$dir/htdocs"
 Listen 127.0.0.1:$self->{port}
 SSLSessionCache none
 EOF
+    $conf .= "User $self->{user}\nGroup $self->{group}\n" if defined $self->{user};
     $conf .= $self->_mpm_block;
     $conf .= "OCSPStaplingStore $store\n";
     $conf .= "$_\n" for @{ $self->{global} };
@@ -685,14 +728,34 @@ sub still_serving {
     Test::More::ok(!@crash, "${pre}no child process crashed") or Test::More::diag(@crash);
 }
 
+# Every process running this configuration, whoever its parent: also a
+# parent stuck before it wrote its pid file, or a start-up helper.
+sub _all_ours {
+    my ($self) = @_;
+    return grep { $_ != $$ && $self->_is_ours($_) }
+           map { m{^/proc/(\d+)/} ? $1 : () } glob '/proc/[0-9]*/cmdline';
+}
+
 # stop(): SIGTERM to the parent (it stops its children), wait until gone
-# (bounded), then KILL it and any child left.
+# (bounded), then KILL it and any child left; then the same for any other
+# process still running this configuration.
 sub stop {
     my ($self) = @_;
     delete $LIVE{"$self"};
     my $pid = $self->pid;
     delete $self->{started_pid};
-    return 1 unless $self->_is_ours($pid);
+    $self->_stop_parent($pid) if $self->_is_ours($pid);
+    if (my @left = $self->_all_ours) {
+        print STDERR "# httpd processes without a running parent: @left: TERM\n";
+        kill 'TERM', @left;
+        OCSPServer::wait_until(5, sub { !grep { $self->_is_ours($_) } @left }, 0.05);
+        kill 'KILL', grep { $self->_is_ours($_) } @left;
+    }
+    return 1;
+}
+
+sub _stop_parent {
+    my ($self, $pid) = @_;
     my @kids = grep { $self->_is_ours($_) } _children($pid);
     kill 'TERM', $pid;
     my $gone = OCSPServer::wait_until(15, sub { !$self->_is_ours($pid) }, 0.05);
