@@ -37,6 +37,8 @@ APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null)
 UNIT_BIN   = t/unit/test_ocsp_fetch
 UNIT_BIN2  = t/unit/test_policy_record
 UNIT_BIN3  = t/unit/test_ocsp_store
+UNIT_BIN4  = t/unit/test_schedule
+HTTPD_INCLUDES = -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
 # The fuzz harnesses (fuzz/) as plain programs that replay inputs once:
 # t/03-fuzz-replay.t runs the seed corpus and the regression inputs with them.
 FUZZ_TARGETS = fuzz_verify fuzz_record fuzz_cert
@@ -75,12 +77,18 @@ $(UNIT_BIN3): t/unit/test_ocsp_store.c ocsp_store.c include/ocsp_store.h Makefil
 	$(CC) $(WARN) -g -Iinclude $(APR_CFLAGS) $(EXTRA_CFLAGS) -o $@ \
 	    t/unit/test_ocsp_store.c ocsp_store.c $(EXTRA_LDFLAGS) $(APR_LIBS)
 
+# The schedule needs httpd's headers for its entry type, none of its code.
+$(UNIT_BIN4): t/unit/test_schedule.c ocspstaple_schedule.c include/ocspstaple_schedule.h \
+              include/ocspstaple_registry.h Makefile
+	$(CC) $(WARN) -g -Iinclude $(HTTPD_INCLUDES) $(APR_CFLAGS) $(EXTRA_CFLAGS) -o $@ \
+	    t/unit/test_schedule.c ocspstaple_schedule.c $(EXTRA_LDFLAGS) $(APR_LIBS)
+
 t/unit/replay_%: fuzz/%.c fuzz/replay.c $(FUZZ_COMMON) $(FUZZ_LIB_SRC) $(HEADERS) Makefile
 	$(CC) $(WARN) -g -Iinclude -Ifuzz $(APR_CFLAGS) $(EXTRA_CFLAGS) \
 	    -DFUZZ_DIR='"$(CURDIR)/fuzz"' -o $@ $< fuzz/replay.c fuzz/fuzz_common.c \
 	    $(FUZZ_LIB_SRC) $(EXTRA_LDFLAGS) $(APR_LIBS) $(LIBS)
 
-unit: $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) $(REPLAY_BINS)
+unit: $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) $(UNIT_BIN4) $(REPLAY_BINS)
 
 deps:
 	@./scripts/deps.sh
@@ -125,7 +133,7 @@ ASAN_LDFLAGS = -fsanitize=address,undefined
 ASAN_WARN    = $(WARN) -Wno-missing-field-initializers
 ASAN_LINKS   = Makefile include fuzz $(MODULE_SRC) \
                t/unit/test_ocsp_fetch.c t/unit/test_policy_record.c \
-               t/unit/test_ocsp_store.c
+               t/unit/test_ocsp_store.c t/unit/test_schedule.c
 SAN_LOGS     = $(CURDIR)/t/logs
 
 $(ASAN_MODULE): $(MODULE_SRC) $(HEADERS) Makefile
@@ -173,7 +181,7 @@ valgrind:
 	@./scripts/deps.sh valgrind
 	$(MAKE) all unit
 	OCSP_UNIT_WRAPPER='$(VALGRIND)' ./t/run-tests.sh t/00-unit.t t/02-unit-policy.t t/03-fuzz-replay.t \
-	    t/04-unit-store.t
+	    t/04-unit-store.t t/06-unit-schedule.t
 
 # ---- fuzzing ----------------------------------------------------------------
 # One libFuzzer binary per harness in build/fuzz/ (clang; only the httpd-free
@@ -215,7 +223,7 @@ bench: deps
 	./bench/bench.pl $(BENCH_ARGS)
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) t/unit/*.o
+	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) $(UNIT_BIN4) t/unit/*.o
 	rm -rf build $(REPLAY_BINS) bench/hsclient bench/out
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
