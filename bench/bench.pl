@@ -69,7 +69,7 @@ my $SICK_RATE = 400;           # handshakes per second in the latency windows
 my @CFGS = qw(none modssl ocspstaple);
 my %CFG_NAME = (none => 'no stapling', modssl => 'mod_ssl SSLUseStapling',
                 ocspstaple => 'mod_ocspstaple');
-my $DEADLINE = 20 * 60;        # a stuck run ends, and stops what it started
+my $DEADLINE = 30 * 60;        # a stuck run ends, and stops what it started
 my $DISTURBED = 0.2;           # a CPU round with more of core 0 going elsewhere is left out
 
 $| = 1;
@@ -658,41 +658,15 @@ sub scenario_load {
     }
     my $t0 = int(time) + 1;
     sleep($t0 - time);
-    my %bg = map { $_ => client_bg(port => $srv{$_}->port, sni => 'ecdsa.test',
+    my %bg = map { $_ => BenchKit::client_start(port => $srv{$_}->port, sni => 'ecdsa.test',
                         key => 'ecdsa', secs => $P{load_secs}, threads => 4, rate => 20) } @n;
-    my %traffic = map { $_ => client_wait($bg{$_}) } @n;
+    my %traffic = map { $_ => eval { $bg{$_}->result } // {} } @n;
     my $t1 = $t0 + $P{load_secs};
     sleep($t1 - time) if $t1 > time;
     my %procs = map { my @p = $srv{$_}->pids; $_ => @p - 1 } @n;
     $_->stop for values %srv;
     $_->stop for values %resp;
     return load_results(\@n, \%resp, \%traffic, \%procs, $t0, $t1);
-}
-
-# The client in the background: returns a handle for client_wait().
-sub client_bg {
-    my (%o) = @_;
-    pipe(my $rd, my $wr) or die "bench: pipe: $!\n";
-    my $pid = fork // die "bench: fork: $!\n";
-    if (!$pid) {
-        close $rd;
-        my $r = eval { BenchKit::client(%o) } // {};
-        print $wr JSON::PP->new->encode($r);
-        close $wr;
-        POSIX::_exit(0);
-    }
-    close $wr;
-    return [ $pid, $rd ];
-}
-
-sub client_wait {
-    my ($bg) = @_;
-    my ($pid, $rd) = @$bg;
-    local $/;
-    my $json = <$rd> // '{}';
-    close $rd;
-    waitpid($pid, 0);
-    return eval { JSON::PP->new->decode($json) } // {};
 }
 
 # Requests less than 3 s apart: one renewal.
@@ -847,9 +821,9 @@ sub scenario_scale {
 sub start_served {
     my ($h, $sni) = @_;
     my $t0 = time;
-    $h->start(timeout => 300);
+    $h->start;
     my $r = BenchKit::client(port => $h->port, sni => $sni, count => 1, threads => 1,
-                             wait => 300, timeout => 300)->{all};
+                             wait => 60, timeout => 60)->{all};
     die "bench: $h->{label}: no handshake after start\n" unless $r->{handshakes};
     return time - $t0;
 }
