@@ -3,7 +3,7 @@
 #   make install    install the module (apxs -i) and, on Debian, the a2enmod files
 #   make test       the whole test suite (installs missing Debian packages)
 #   make demo       throw-away PKI + responder + private Apache, shows a staple
-#   make bench      side by side with mod_ssl and no stapling (~6 min, 2 cores):
+#   make bench      side by side with mod_ssl and no stapling (~8 min, 2 cores):
 #                   prints a table, writes bench/RESULTS.md
 #   make test-asan  the whole suite against an ASAN+UBSAN build (build/asan),
 #                   then `make valgrind`; fails on any sanitizer report

@@ -2,7 +2,7 @@
 # bench/bench.pl: mod_ocspstaple side by side with mod_ssl's SSLUseStapling
 # and with no stapling at all (`make bench` runs it).
 #
-#   bench/bench.pl [--quick] [--sequential] [--only cpu,sick,load,cold,scale]
+#   bench/bench.pl [--quick] [--sequential] [--only cpu,sick,load,cold,scale,reload]
 #
 # Everything runs on 127.0.0.1 in bench/out/ (wiped first): a throw-away PKI
 # (scripts/mkpki.sh plus the leaves made here), loopback OCSP responders
@@ -22,11 +22,15 @@
 #          carry a staple
 #   scale  1000 certificates in 1000 SNI virtual hosts: startup, time until
 #          all are stapled, memory, CPU per handshake vs one certificate
+#   reload the same 1000 virtual hosts, all stapled, handshakes going on: one
+#          graceful restart (SIGUSR1); handshake p99.9 and max across it,
+#          handshakes/s, for no stapling, mod_ssl and mod_ocspstaple
 #
-# A full run takes about 6 minutes on 2 cores. It prints a table (figure,
-# target, met?) and writes it with the details, the machine and the versions
-# to bench/RESULTS.md (--quick and --only runs write bench/out/RESULTS.md,
-# never the published one).
+# A full run takes about 8 minutes on 2 cores, far longer on a machine busy
+# with other work (the 1000-certificate starts wait on the loopback
+# responder). It prints a table (figure, target, met?) and writes it with
+# the details, the machine and the versions to bench/RESULTS.md (--quick
+# and --only runs write bench/out/RESULTS.md, never the published one).
 use strict;
 use warnings;
 
@@ -42,7 +46,7 @@ use Time::Local qw(timelocal);
 
 my $ROOT = $BenchKit::ROOT;
 my $OUT  = "$ROOT/bench/out";
-my @ALL  = qw(cpu sick load cold scale);
+my @ALL  = qw(cpu sick load cold scale reload);
 
 my %opt = (quick => 0, sequential => 0, only => join(',', @ALL));
 GetOptions('quick' => \$opt{quick}, 'only=s' => \$opt{only},
@@ -59,9 +63,11 @@ my $FULL = !$opt{quick} && keys(%WANT) == @ALL;
 my %P = $opt{quick} ? (
     cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 12,
     cold_reps => 1, scale_certs => 100, scale_passes => 2, scale_secs => 0.5,
+    reload_pre => 2, reload_post => 2,
 ) : (
     cpu_secs => 1.5, cpu_passes => 32, sick_secs => 11, sick_windows => 6, load_secs => 30,
     cold_reps => 3, scale_certs => 1000, scale_passes => 12, scale_secs => 1.5,
+    reload_pre => 3, reload_post => 3,
 );
 my $THREADS = 8;               # client connections at once in CPU rounds
 my $SICK_DELAY = 5;            # seconds the sick responder takes to answer
@@ -69,8 +75,11 @@ my $SICK_RATE = 400;           # handshakes per second in the latency windows
 my @CFGS = qw(none modssl ocspstaple);
 my %CFG_NAME = (none => 'no stapling', modssl => 'mod_ssl SSLUseStapling',
                 ocspstaple => 'mod_ocspstaple');
-my $DEADLINE = 20 * 60;        # a stuck run ends, and stops what it started
+my $DEADLINE = 30 * 60;        # a stuck run ends, and stops what it started
 my $DISTURBED = 0.2;           # a CPU round with more of core 0 going elsewhere is left out
+my $RELOAD_RATE = 300;         # handshakes per second across a graceful restart
+my $RELOAD_THREADS = 16;       # over this many connections at once
+my $RELOAD_NAMES = 8;          # to the vhosts m1..m8.bench
 
 $| = 1;
 $SIG{INT}  = sub { print STDERR "bench: interrupted\n"; exit 130 };
@@ -87,7 +96,7 @@ remove_tree($OUT);
 make_path($OUT);
 note("mod_ocspstaple bench: $machine{cpu}, $machine{nproc} cores; results in bench/out/");
 my $PORT0 = BenchKit::free_port();
-my $PKI = make_pki($PORT0, $WANT{scale} ? $P{scale_certs} : 0);
+my $PKI = make_pki($PORT0, $WANT{scale} || $WANT{reload} ? $P{scale_certs} : 0);
 
 my @sections;
 push @sections, scenario_cpu()   if $WANT{cpu};
@@ -95,6 +104,7 @@ push @sections, scenario_sick()  if $WANT{sick};
 push @sections, scenario_load()  if $WANT{load};
 push @sections, scenario_cold()  if $WANT{cold};
 push @sections, scenario_scale() if $WANT{scale};
+push @sections, scenario_reload() if $WANT{reload};
 
 my $duration = time - $T0;
 my $table = summary_table(map { @{ $_->{rows} } } @sections);
@@ -658,41 +668,15 @@ sub scenario_load {
     }
     my $t0 = int(time) + 1;
     sleep($t0 - time);
-    my %bg = map { $_ => client_bg(port => $srv{$_}->port, sni => 'ecdsa.test',
+    my %bg = map { $_ => BenchKit::client_start(port => $srv{$_}->port, sni => 'ecdsa.test',
                         key => 'ecdsa', secs => $P{load_secs}, threads => 4, rate => 20) } @n;
-    my %traffic = map { $_ => client_wait($bg{$_}) } @n;
+    my %traffic = map { $_ => eval { $bg{$_}->result } // {} } @n;
     my $t1 = $t0 + $P{load_secs};
     sleep($t1 - time) if $t1 > time;
     my %procs = map { my @p = $srv{$_}->pids; $_ => @p - 1 } @n;
     $_->stop for values %srv;
     $_->stop for values %resp;
     return load_results(\@n, \%resp, \%traffic, \%procs, $t0, $t1);
-}
-
-# The client in the background: returns a handle for client_wait().
-sub client_bg {
-    my (%o) = @_;
-    pipe(my $rd, my $wr) or die "bench: pipe: $!\n";
-    my $pid = fork // die "bench: fork: $!\n";
-    if (!$pid) {
-        close $rd;
-        my $r = eval { BenchKit::client(%o) } // {};
-        print $wr JSON::PP->new->encode($r);
-        close $wr;
-        POSIX::_exit(0);
-    }
-    close $wr;
-    return [ $pid, $rd ];
-}
-
-sub client_wait {
-    my ($bg) = @_;
-    my ($pid, $rd) = @$bg;
-    local $/;
-    my $json = <$rd> // '{}';
-    close $rd;
-    waitpid($pid, 0);
-    return eval { JSON::PP->new->decode($json) } // {};
 }
 
 # Requests less than 3 s apart: one renewal.
@@ -810,7 +794,7 @@ sub scenario_scale {
     my %srv;
     for my $cfg (qw(ocspstaple none)) {
         $srv{"$cfg/$n"} = BenchKit::Httpd->new(dir => $OUT, label => "scale-$n-$cfg",
-            flavour => $cfg, pki => $PKI, vhosts => [ map { [ "m$_.bench", "m$_" ] } 1 .. $n ]);
+            flavour => $cfg, pki => $PKI, vhosts => scale_vhosts($n));
         # Every name of the big servers finds this one too (rounds send the
         # same names to all four).
         $srv{"$cfg/1"} = BenchKit::Httpd->new(dir => $OUT, label => "scale-1-$cfg",
@@ -843,13 +827,20 @@ sub scenario_scale {
     return scale_results(\%s);
 }
 
+# m1.bench .. mN.bench, each with its own certificate (ECDSA, CA-signed
+# responses): the PKI's leaves m1 .. mN.
+sub scale_vhosts {
+    my ($n) = @_;
+    return [ map { [ "m$_.bench", "m$_" ] } 1 .. $n ];
+}
+
 # Starts H and returns the seconds until its first handshake is done.
 sub start_served {
     my ($h, $sni) = @_;
     my $t0 = time;
-    $h->start(timeout => 300);
+    $h->start;
     my $r = BenchKit::client(port => $h->port, sni => $sni, count => 1, threads => 1,
-                             wait => 300, timeout => 300)->{all};
+                             wait => 60, timeout => 60)->{all};
     die "bench: $h->{label}: no handshake after start\n" unless $r->{handshakes};
     return time - $t0;
 }
@@ -961,6 +952,189 @@ sub scale_results {
                    ("ocspstaple/1", "ocspstaple/$n", "none/1", "none/$n")))
         . ' ' . disturbed_note($s->{ratios}{kept}, $P{scale_passes}, @{ $s->{ratios}{foreign} });
     return { title => "Scale: $n certificates", rows => \@rows, detail => $detail };
+}
+
+# ============================================================================
+# 6. Reload: a graceful restart of N certificates in N SNI virtual hosts
+#    while handshakes go on.
+#
+# The scale scenario's virtual hosts (m1..mN.bench), one server per
+# configuration (no stapling, mod_ssl SSLUseStapling with its shmcb cache,
+# mod_ocspstaple with its defaults: no store), all on one healthy loopback
+# responder. Once a server is stapling (mod_ocspstaple: its status page says
+# so for every certificate; mod_ssl: it staples lazily, so the names the
+# client uses are fetched first, one handshake each), the client runs
+# handshakes against several of its vhosts (m1..m8, status_request, full
+# handshakes, $RELOAD_RATE/s over $RELOAD_THREADS connections), and after
+# reload_pre seconds the parent gets SIGUSR1 (`apache2 -k graceful`). The
+# client goes on until reload_post seconds after the new generation serves
+# (the parent logged AH00489 "resuming normal operations" again and a child
+# of the new generation is running), then stops (SIGUSR1 to hsclient).
+# Figures over all the handshakes of that window: p50, p99.9, max, rate.
+# A handshake that arrives while no process accepts waits in the listen
+# backlog: its latency is the time the restart kept the server from
+# serving; the paced client does not make up for the handshakes it could
+# not start meanwhile, so handshakes/s shows that time too. The servers get
+# their windows one after the other, so that one server's restart never
+# slows another's; each server runs alone on core 0 during its window.
+#
+# The server's MPM has room for a whole new generation beside the old one
+# (ServerLimit 4 for 2 processes): the new children start at once, without
+# waiting for the old ones to leave their slots.
+
+sub scenario_reload {
+    my $n = $P{scale_certs};
+    note("reload: a graceful restart of $n SNI virtual hosts under handshakes, "
+         . scalar(@CFGS) . ' configurations');
+    my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-reload',
+                                        port => $PORT0, pki => $PKI);
+    $resp->start;
+    my %r;
+    for my $cfg (@CFGS) {
+        my $h = BenchKit::Httpd->new(dir => $OUT, label => "reload-$n-$cfg", flavour => $cfg,
+            pki => $PKI, vhosts => scale_vhosts($n),
+            mpm_conf => [ 'ServerLimit 4', 'StartServers 2', 'ThreadsPerChild 32',
+                          'ThreadLimit 32', 'MaxRequestWorkers 64', 'MinSpareThreads 1',
+                          'MaxSpareThreads 64' ]);
+        my $t0 = time;
+        $r{$cfg}{start} = start_served($h, 'm1.bench');
+        $r{$cfg}{ready} = reload_ready($h, $cfg, $n);
+        $r{$cfg}{ready_secs} = time - $t0;
+        $r{$cfg} = { %{ $r{$cfg} }, %{ reload_window($h, $resp, $cfg) } };
+        $h->stop;
+        note(sprintf('reload: %-10s p99.9 %s ms, max %s ms, %.0f handshakes/s, '
+                     . 'serving again %s s after SIGUSR1', $cfg,
+                     ms($r{$cfg}{p999_ms} // 0), ms($r{$cfg}{max_ms} // 0), $r{$cfg}{rate} // 0,
+                     defined $r{$cfg}{back} ? sprintf('%.1f', $r{$cfg}{back}) : 'never'));
+    }
+    $resp->stop;
+    return reload_results(\%r, $n);
+}
+
+# Before the window, everything stapling: mod_ocspstaple's status page says
+# so for every certificate; mod_ssl fetches in the first handshake of each
+# name, so the client's names get one handshake each first. Returns whether
+# that worked out.
+sub reload_ready {
+    my ($h, $cfg, $n) = @_;
+    return wait_all_stapled($h, $n) ? 1 : 0 if $cfg eq 'ocspstaple';
+    return 1 if $cfg eq 'none';
+    my $c = BenchKit::client(port => $h->port, sni => 'm%d.bench', names => $RELOAD_NAMES,
+                             count => 2 * $RELOAD_NAMES, threads => 1, key => 'ecdsa')->{all};
+    return $c->{stapled} == $c->{handshakes} && !$c->{errors} ? 1 : 0;
+}
+
+# One server's window: handshakes, SIGUSR1 after reload_pre s, on until
+# reload_post s after the new generation serves.
+sub reload_window {
+    my ($h, $resp, $cfg) = @_;
+    my $bound = $h->start_bound;          # a restart loads everything again
+    my $raw = "$OUT/reload-$cfg.latencies";
+    my $offset = -s $h->errorlog // 0;
+    my ($parent, @old) = $h->pids;
+    my %old = map { $_ => 1 } @old;
+    my $c = BenchKit::client_start(port => $h->port, sni => 'm%d.bench', names => $RELOAD_NAMES,
+        key => 'ecdsa', tls => '1.3', threads => $RELOAD_THREADS, rate => $RELOAD_RATE,
+        secs => $P{reload_pre} + $bound + $P{reload_post} + 5, timeout => $bound + 5, raw => $raw);
+    sleep($P{reload_pre} - (time - $c->t0)) if time - $c->t0 < $P{reload_pre};
+    my $t_sig = time;
+    $h->graceful;
+    my $back = BenchKit::wait_until($bound, sub {
+        return 0 unless $h->log_since($offset) =~ /AH00489/;
+        my (undef, @kids) = $h->pids;
+        return scalar grep { !$old{$_} } @kids;
+    }, 0.05);
+    my $t_back = time;
+    sleep($P{reload_post}) if $back;
+    $c->end;
+    my $res = eval { $c->result } // {};
+    my $t_end = time;
+    my $all = $res->{all} // {};
+    # "STATUS LATENCY_US START_US PORT_INDEX" per handshake; START_US from
+    # the client's start, about $c->t0 in the driver's clock.
+    my @lat = map { [ split ' ' ] } split /\n/, BenchKit::slurp($raw);
+    my $sig_us = ($t_sig - $c->t0) * 1e6;
+    my @after = map { $_->[1] / 1000 } grep { $_->[2] >= $sig_us } @lat;
+    my @done = sort { $a <=> $b } map { ($_->[2] + $_->[1]) / 1e6 } @lat;
+    my $pause = 0;
+    for my $i (1 .. $#done) {
+        $pause = $done[$i] - $done[$i - 1] if $done[$i] - $done[$i - 1] > $pause;
+    }
+    return { %$all, back => $back ? $t_back - $t_sig : undef, window => $t_end - $c->t0,
+             pause => $pause, after => pct_set(@after),
+             requests => scalar($resp->times($c->t0, $t_end)),
+             requests_reload => scalar($resp->times($t_sig, $t_back)),
+             requests_after => scalar($resp->times($t_back, $t_end + 1)),
+             log_errors => scalar(() = $h->log_since($offset) =~ /:(?:error|crit|alert|emerg)\]/g) };
+}
+
+sub reload_results {
+    my ($r, $n) = @_;
+    my ($o, $m, $z) = @$r{qw(ocspstaple modssl none)};
+    my $ratio = sub { my ($k) = @_; $z->{$k} ? ($o->{$k} // 0) / $z->{$k} : 0 };
+    my $lat = sub { my ($x) = @_; sprintf('%s / %s ms', ms($x->{p999_ms} // 0), ms($x->{max_ms} // 0)) };
+    # Served again, no errors, and every handshake stapled (none: none).
+    my $clean = sub { my ($x, $staples) = @_;
+        $x->{ready} && defined $x->{back} && $x->{handshakes} && !$x->{errors}
+        && ($x->{stapled} // 0) == ($staples ? $x->{handshakes} : 0) };
+    my ($rp, $rm) = ($ratio->('p999_ms'), $ratio->('max_ms'));
+    my @rows = (
+        { figure => "Graceful restart, $n SNI vhosts, all stapled, handshakes going on: "
+                    . 'handshake p99.9 / max across it (ratio to no stapling)',
+          ours => sprintf('%s (%.2fx / %.2fx); no stapling: %s', $lat->($o), $rp, $rm, $lat->($z)),
+          modssl => $lat->($m),
+          target => 'p99.9 across a graceful restart within 2x of no stapling; '
+                    . 'no handshake waits on a responder',
+          met => yn($rp && $rp <= 2 && $rm <= 2 && $clean->($o, 1) && $clean->($z, 0)) },
+        { figure => "Graceful restart, $n SNI vhosts: handshakes/s across it "
+                    . '(serving again after SIGUSR1)',
+          ours => sprintf('%.0f/s (%s s); no stapling: %.0f/s (%s s)',
+                          map { ($_->{rate} // 0, defined $_->{back} ? sprintf('%.1f', $_->{back})
+                                                                     : 'never') } $o, $z),
+          modssl => sprintf('%.0f/s (%s s)', $m->{rate} // 0,
+                            defined $m->{back} ? sprintf('%.1f', $m->{back}) : 'never'),
+          target => '—', met => '—' },
+    );
+    my @detail = ('| Server | ready before (s) | window (s) | serving again after SIGUSR1 (s) '
+        . '| longest time without a handshake done (s) | handshakes | stapled | errors '
+        . '| handshakes/s | p50 | p99.9 | max (ms) | started after SIGUSR1: n, p50 / max (ms) '
+        . '| responder requests: during the restart / after it |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for my $cfg (@CFGS) {
+        my $x = $r->{$cfg};
+        push @detail, sprintf('| %s | %.1f%s | %.1f | %s | %.2f | %d | %d | %d | %.0f | %s | %s | %s '
+            . '| %d, %s / %s | %d / %d |', $CFG_NAME{$cfg}, $x->{ready_secs},
+            $x->{ready} ? '' : ' (not all stapled)', $x->{window} // 0,
+            defined $x->{back} ? sprintf('%.2f', $x->{back}) : 'never', $x->{pause} // 0,
+            $x->{handshakes} // 0, $x->{stapled} // 0, $x->{errors} // 0, $x->{rate} // 0,
+            (map { ms($x->{$_} // 0) } qw(p50_ms p999_ms max_ms)),
+            $x->{after}{n}, ms($x->{after}{p50}), ms($x->{after}{max}),
+            $x->{requests_reload} // 0, $x->{requests_after} // 0);
+    }
+    my @logerr = grep { $r->{$_}{log_errors} } @CFGS;
+    push @detail, '', 'Error log lines at level error or worse during the window: '
+        . join(', ', map { "$CFG_NAME{$_} $r->{$_}{log_errors}" } @logerr) . '.' if @logerr;
+    push @detail, '', "Method: the scale scenario's $n virtual hosts (m1..m$n.bench, ECDSA "
+        . 'certificates, CA-signed responses from one healthy loopback responder), one server '
+        . 'per configuration, each measured alone: mod_ocspstaple with its defaults (no store), '
+        . 'mod_ssl `SSLUseStapling on` with `SSLStaplingCache shmcb`, no stapling. Once a '
+        . "server staples (mod_ocspstaple: every one of the $n certificates, from its status "
+        . "page; mod_ssl: the client's names, one handshake each, as it fetches on demand) "
+        . "the client runs full handshakes (ECDSA, TLS 1.3, status_request, no resumption) to "
+        . "m1..m$RELOAD_NAMES.bench, $RELOAD_RATE/s over $RELOAD_THREADS connections; "
+        . "$P{reload_pre} s later the parent gets SIGUSR1 (`apache2 -k graceful`); the window "
+        . "ends $P{reload_post} s after the new generation serves (the parent logged "
+        . 'AH00489 again and a new child runs). Percentiles and max: every handshake of the '
+        . 'window, from connect() to the end of the handshake; a connection made while no '
+        . 'process accepts waits in the listen backlog, so the time the restart kept the '
+        . 'server from serving is in its latency. The client is paced and does not make up '
+        . 'for handshakes it could not start, so handshakes/s (over the whole window) shows '
+        . 'that time too. "Met" asks for p99.9 and max both within 2x of no stapling, no '
+        . 'errors and every handshake stapled: a handshake held up by a responder during '
+        . 'or after the restart shows in the max. Responder requests: during the restart '
+        . '(SIGUSR1 until the new generation serves) and after it (until the window ends).';
+    return { title => "Graceful restart: $n certificates", rows => \@rows,
+             detail => join("\n", @detail) };
 }
 
 # ============================================================================

@@ -24,6 +24,10 @@
  * percentiles, handshakes placed in time and servers told apart.
  * Latency: from connect() to the end of the client's side of the handshake
  * (CLOCK_MONOTONIC); the close that follows is not counted.
+ *
+ * SIGUSR1 ends a run early: no handshake is started after it, those under
+ * way finish, and the report is the usual one (for runs whose end depends
+ * on something else, such as a server's restart). -d or -n still bound it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +117,9 @@ struct worker {
     int name_next;            /* which of the -N names comes next */
     int port_next;            /* which of the -p ports comes next */
 };
+
+/* SIGUSR1: start no more handshakes. */
+static volatile sig_atomic_t stop_requested;
 
 /* ------------------------------------------------------------------ time */
 
@@ -508,6 +516,9 @@ fail:
  * the number of threads; duration mode just watches the clock. */
 static int more_work(struct shared *sh)
 {
+    if (stop_requested) {
+        return 0;
+    }
     if (sh->opt->count) {
         return __atomic_fetch_add(&sh->next_ticket, 1, __ATOMIC_RELAXED)
                < sh->opt->count;
@@ -689,6 +700,37 @@ static void report_ports(const struct shared *sh, const struct worker *ws, int n
     }
 }
 
+static void on_usr1(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* SIGUSR1 is taken by the main thread only: the workers' sockets have
+ * timeouts, and a signal would make their reads and writes fail with EINTR
+ * (SA_RESTART does not restart those), i.e. a handshake counted as an
+ * error. SIG_BLOCK before the workers start (they inherit the mask), then
+ * SIG_UNBLOCK in the main thread alone. */
+static void mask_usr1(int how)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(how, &set, NULL);
+}
+
+static void catch_usr1(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
 static int run_workers(struct worker *ws, struct shared *sh)
 {
     const struct options *o = sh->opt;
@@ -701,6 +743,8 @@ static int run_workers(struct worker *ws, struct shared *sh)
     if (o->no_status_pct > 0 && quiet == 0 && o->threads > 1) {
         quiet = 1;
     }
+    catch_usr1();
+    mask_usr1(SIG_BLOCK);
     for (i = 0; i < o->threads; i++) {
         ws[i].index = i;
         ws[i].sh = sh;
@@ -710,6 +754,7 @@ static int run_workers(struct worker *ws, struct shared *sh)
             return -1;
         }
     }
+    mask_usr1(SIG_UNBLOCK);
     for (i = 0; i < o->threads; i++) {
         pthread_join(ws[i].tid, NULL);
     }

@@ -8,13 +8,17 @@ package BenchKit;
 #   $r->start(nmin => 1, delay => 5);  $r->stop;  $r->times;   # request epochs
 #   my $h = BenchKit::Httpd->new(dir => $d, label => 'x', flavour => 'ocspstaple',
 #               vhosts => [ [ 'rsa.test', 'rsa', 'ecdsa' ] ], extra => [ ... ]);
-#   $h->start;  $h->cpu;  $h->rss_kb;  $h->stop;
+#   $h->start;  $h->cpu;  $h->memory;  $h->graceful;  $h->stop;
 #   my $c = BenchKit::client(port => $h->port, sni => 'rsa.test', secs => 2);
 #   $c->{all}{handshakes}, $c->{all}{p999_ms}, $c->{status}{stapled}, ...
+#   my $bg = BenchKit::client_start(...);  $bg->end;  $bg->result;
 #
-# Every process started here is stopped by PID (never by name) in stop() and
-# again in an END block, also when the run dies or is interrupted. Every wait
-# is bounded in time.
+# Every process started here (servers, responders, clients) is stopped by
+# PID, never by name, in stop() and again in an END block, also when the run
+# dies, is interrupted or passes its deadline. A server's PIDs are those in
+# /proc whose command line is apache2 with its own configuration file, so
+# one still loading its configuration (no pid file yet) is stopped too.
+# Every wait is bounded in time.
 use strict;
 use warnings;
 
@@ -32,16 +36,40 @@ our $MODULE   = "$ROOT/.libs/mod_ocspstaple.so";
 our $HSCLIENT = "$ROOT/bench/hsclient";
 our $CONFDIR  = "$ROOT/bench/conf";
 
-my $OWNER = $$;
-my %LIVE;              # "$obj" => $obj: everything to stop at the end
+# Everything started here that is still running, to be stopped when the
+# driver ends, whichever way it ends (normal exit, die, INT/TERM, the
+# deadline's ALRM: bench.pl's handlers exit, and exit runs END blocks):
+# "$obj" => [ PID of the process that started it, $obj ]. Only the process
+# that started a thing stops it (a forked helper never stops the driver's).
+my %LIVE;
+
+sub track   { $LIVE{"$_[0]"} = [ $$, $_[0] ] }
+sub untrack { delete $LIVE{"$_[0]"} }
+
+# Stops everything this process started and has not stopped yet: first a
+# TERM to all of them at once, then a bounded wait for each (KILL after it),
+# so a run with several servers does not wait for them one after the other.
+sub stop_all {
+    my @mine = map { $_->[1] } grep { $_->[0] == $$ } values %LIVE;
+    for my $obj (@mine) {
+        eval { $obj->signal_stop; 1 } or print STDERR "bench: cleanup: $@";
+    }
+    for my $obj (@mine) {
+        eval { $obj->stop; 1 } or print STDERR "bench: cleanup: $@";
+    }
+    return scalar @mine;
+}
 
 END {
     my $rc = $?;
-    if ($$ == $OWNER) {
-        for my $obj (values %LIVE) {
-            eval { $obj->stop; 1 } or print STDERR "bench: cleanup: $@";
-        }
-    }
+    # Stopping is bounded (15 s per server, then KILL): a second ^C must
+    # not cut it short and leave servers behind.
+    alarm 0;
+    local $SIG{INT}  = sub { print STDERR "bench: still stopping what was started\n" };
+    local $SIG{TERM} = $SIG{INT};
+    local $SIG{ALRM} = 'IGNORE';
+    my $n = stop_all();
+    print STDERR "bench: stopped $n process(es) left running\n" if $n && $rc;
     $? = $rc;
 }
 
@@ -197,7 +225,13 @@ sub memory_of {
 #        nostatus_pct => X, wait => S, timeout => S, raw => FILE): runs bench/hsclient on core 1 and
 # returns { all => {...}, status => {...}, nostatus => {...} } with the keys
 # of its output lines (handshakes, stapled, errors, p50_ms, ...).
-sub client {
+sub client { return client_start(@_)->result }
+
+# The same in the background: client_start(...) returns a BenchKit::Client
+# at once; ->end asks hsclient to finish early (SIGUSR1: it stops starting
+# handshakes and reports as usual), ->result waits for it and returns what
+# client() returns.
+sub client_start {
     my (%o) = @_;
     my @cmd = ($HSCLIENT, '-p', $o{port}, '-t', $o{threads} // 8);
     push @cmd, '-s', $o{sni}            if defined $o{sni};
@@ -213,17 +247,12 @@ sub client {
     push @cmd, '-T', $o{timeout}        if $o{timeout};
     # A bound on the whole run, whatever happens to the server.
     my $limit = int(($o{secs} // 0) + ($o{wait} // 0) + ($o{timeout} // 0) + 60);
-    open my $fh, '-|', 'timeout', '-k', 5, $limit, pin(1), @cmd
+    my $pid = open my $fh, '-|', 'timeout', '-k', 5, $limit, pin(1), @cmd
         or die "bench: cannot run $HSCLIENT: $!\n";
-    my %r;
-    while (my $line = <$fh>) {
-        my %kv = $line =~ /(\w+)=(\S+)/g;
-        $r{$kv{class}} = \%kv if $kv{class};
-    }
-    close $fh;
-    die "bench: hsclient failed (exit status " . ($? >> 8) . "): @cmd\n"
-        unless $r{all};
-    return \%r;
+    my $self = bless { pid => $pid, fh => $fh, cmd => \@cmd, t0 => time },
+                     'BenchKit::Client';
+    track($self);
+    return $self;
 }
 
 # What the client got from one PORT of a run against several (-p A,B,C);
@@ -231,6 +260,69 @@ sub client {
 sub port_result {
     my ($r, $port) = @_;
     return $r->{"port:$port"} // $r->{all};
+}
+
+# ============================================================================
+package BenchKit::Client;
+# One bench/hsclient run (under `timeout`, on core 1), from client_start().
+use POSIX qw(WNOHANG);
+
+sub pid { $_[0]{pid} }
+sub t0  { $_[0]{t0} }
+
+# The hsclient process itself (`timeout` forks it; taskset execs into it).
+sub _hsclient_pid {
+    my ($self) = @_;
+    return undef unless $self->{pid};
+    my ($kid) = BenchKit::children_of($self->{pid});
+    return $kid;
+}
+
+# Asks hsclient to stop starting handshakes and report (SIGUSR1).
+sub end {
+    my ($self) = @_;
+    my $kid = BenchKit::wait_until(5, sub { $self->_hsclient_pid });
+    kill 'USR1', $kid if $kid;
+    return $kid ? 1 : 0;
+}
+
+# Waits for the run (bounded by its `timeout`) and parses its output.
+sub result {
+    my ($self) = @_;
+    my $fh = delete $self->{fh} or die "bench: hsclient result read twice\n";
+    my %r;
+    while (my $line = <$fh>) {
+        my %kv = $line =~ /(\w+)=(\S+)/g;
+        $r{$kv{class}} = \%kv if $kv{class};
+    }
+    close $fh;
+    my $status = $? >> 8;
+    delete $self->{pid};
+    BenchKit::untrack($self);
+    die "bench: hsclient failed (exit status $status): @{ $self->{cmd} }\n"
+        unless $r{all};
+    return \%r;
+}
+
+# Cleanup: TERM to `timeout`, which passes it on to hsclient.
+sub signal_stop {
+    my ($self) = @_;
+    my $kid = $self->_hsclient_pid;
+    kill 'TERM', grep { defined } $self->{pid}, $kid if $self->{pid};
+    return 1;
+}
+
+sub stop {
+    my ($self) = @_;
+    BenchKit::untrack($self);
+    my $pid = delete $self->{pid} or return 1;
+    kill 'TERM', $pid;
+    my $gone = BenchKit::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid });
+    if (!$gone) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+    return 1;
 }
 
 # ============================================================================
@@ -268,7 +360,7 @@ sub start {
         POSIX::_exit(127);
     }
     $self->{pid} = $pid;
-    $LIVE{"$self"} = $self;
+    BenchKit::track($self);
     my $up = BenchKit::wait_until(15, sub {
         -s $self->{pidfile} || waitpid($pid, WNOHANG) == $pid });
     die "bench: responder on port $self->{port} did not start: "
@@ -277,9 +369,15 @@ sub start {
     return 1;
 }
 
+sub signal_stop {
+    my ($self) = @_;
+    kill 'TERM', $self->{pid} if $self->{pid};
+    return 1;
+}
+
 sub stop {
     my ($self) = @_;
-    delete $LIVE{"$self"};
+    BenchKit::untrack($self);
     my $pid = delete $self->{pid} or return 1;
     kill 'TERM', $pid;
     my $gone = BenchKit::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid });
@@ -386,37 +484,87 @@ sub write_config {
     BenchKit::spit($self->conf, BenchKit::fill('httpd.conf.in', \%v));
 }
 
-# start(timeout => 180): `apache2 -k start` on core 0; returns the seconds
-# from the command until the port accepts connections. Dies on failure.
+# How long a start may take: the configuration is parsed and every
+# certificate loaded before the server serves, and mod_ocspstaple fetches a
+# response for each of them first, from a loopback responder that runs one
+# `openssl ocsp` per request: 1000 certificates took 16 s on a quiet
+# machine, 30 s on a fresh one and over 100 s on one busy with other work
+# (load average 20). 30 s plus 200 ms per certificate, at most 300 s (1000
+# certificates: 230 s). BENCH_START_WAIT=SECONDS sets it instead (to try the
+# failure path).
+sub start_bound {
+    my ($self) = @_;
+    return $ENV{BENCH_START_WAIT} if $ENV{BENCH_START_WAIT};
+    my $certs = 0;
+    $certs += @$_ - 1 for @{ $self->{vhosts} };
+    my $bound = 30 + 0.2 * $certs;
+    return $bound > 300 ? 300 : $bound;
+}
+
+# The error log from byte OFFSET on.
+sub log_since {
+    my ($self, $offset) = @_;
+    open my $fh, '<', $self->errorlog or return '';
+    seek $fh, $offset, 0;
+    local $/;
+    return scalar(<$fh>) // '';
+}
+
+# start(timeout => SECONDS (default: start_bound)): `apache2 -k start` on
+# core 0; returns the seconds from the command until the port accepts
+# connections, once the server is up (its pid file written: that happens
+# after the configuration, and so mod_ocspstaple's startup fetches, are
+# done). Dies on failure or when the bound passes, after stopping whatever
+# of it did start.
 sub start {
     my ($self, %o) = @_;
     $self->write_config;
     unlink "$self->{dir}/httpd.pid";
     my $offset = -s $self->errorlog // 0;
+    my $bound = $o{timeout} // $self->start_bound;
     my $t0 = time;
-    $LIVE{"$self"} = $self;
-    my $rc = BenchKit::run_logged("$self->{dir}/start.out", 'timeout', 300,
+    my $deadline = $t0 + $bound;
+    BenchKit::track($self);
+    # `-k start` returns once the server has read its configuration once
+    # and gone to the background; it loads it again there, before serving.
+    my $rc = BenchKit::run_logged("$self->{dir}/start.out", 'timeout', int($bound) + 1,
         BenchKit::pin(0), $BenchKit::HTTPD, '-f', $self->conf, '-k', 'start');
-    die "bench: $self->{label}: apache2 -k start failed: "
-        . BenchKit::slurp("$self->{dir}/start.out") . "\n" if $rc;
+    if ($rc) {
+        $self->stop;
+        die "bench: $self->{label}: apache2 -k start failed: "
+            . BenchKit::slurp("$self->{dir}/start.out") . "\n";
+    }
+    my $failed = sub { $self->log_since($offset) =~ $FAILED_RE };
     # The listening socket exists before the pid file (and before any child
     # that accepts): the port alone says the server is on its way.
-    my $up = BenchKit::wait_until($o{timeout} // 180, sub {
-        return -1 if substr(BenchKit::slurp($self->errorlog), $offset) =~ $FAILED_RE;
+    my $up = BenchKit::wait_until($deadline - time, sub {
+        return -1 if $failed->();
         return BenchKit::port_open($self->{port});
     }, 0.01);
     my $secs = time - $t0;
-    BenchKit::wait_until(30, sub {
+    $up = BenchKit::wait_until($deadline - time, sub {
+        return -1 if $failed->();
         $self->{pid} = $1 if BenchKit::slurp("$self->{dir}/httpd.pid") =~ /^(\d+)/;
         return $self->alive;
-    }, 0.01) if $up && $up != -1;
+    }, 0.05) if $up && $up != -1;
     if (!$up || $up == -1 || !$self->alive) {
+        my $why = !$up ? sprintf('not up within %.0f s%s', $bound,
+                                 $ENV{BENCH_START_WAIT} ? ', the bound BENCH_START_WAIT sets' : '')
+                       : 'failed';
         $self->stop;                   # whatever did start must not outlive us
         my @tail = (split /\n/, BenchKit::slurp($self->errorlog))[-10 .. -1];
-        die "bench: $self->{label} did not start:\n"
+        die "bench: $self->{label} did not start ($why):\n"
             . join("\n", grep { defined } @tail) . "\n";
     }
     return $secs;
+}
+
+# Graceful restart: SIGUSR1 to the parent, what `apache2 -k graceful` sends.
+sub graceful {
+    my ($self) = @_;
+    die "bench: $self->{label}: not running\n" unless $self->alive;
+    kill 'USR1', $self->{pid} or die "bench: $self->{label}: kill USR1: $!\n";
+    return 1;
 }
 
 # Whether PID is an apache2 of this configuration (a stale pid file must
@@ -447,23 +595,49 @@ sub log_lines {
     return grep { /$re/ } split /\n/, BenchKit::slurp($self->errorlog);
 }
 
+# Every process of this configuration, found by its command line in /proc:
+# also those the pid file does not name yet (a server still loading its
+# configuration, or the `apache2 -k start` that launched it).
+sub scan {
+    my ($self) = @_;
+    opendir my $d, '/proc' or return ();
+    my @pids = sort { $a <=> $b } grep { /^\d+\z/ && $self->_ours($_) } readdir $d;
+    return @pids;
+}
+
+# How many of them there are (scan in scalar context).
+sub running { my @p = $_[0]->scan; return scalar @p }
+
+# Those of PIDS whose parent is not one of them: the parent (it stops its
+# children).
+sub _tops {
+    my (@pids) = @_;
+    my %set = map { $_ => 1 } @pids;
+    return grep { my ($pp) = BenchKit::slurp("/proc/$_/stat") =~ /\) \S+ (\d+) /;
+                  !$pp || !$set{$pp} } @pids;
+}
+
+sub signal_stop {
+    my ($self) = @_;
+    my @pids = $self->scan;
+    kill 'TERM', _tops(@pids) if @pids;
+    return 1;
+}
+
 # SIGTERM to the parent (it stops its children), bounded wait, then KILL
 # whatever of ours is left, by PID.
 sub stop {
     my ($self) = @_;
-    delete $LIVE{"$self"};
-    # Interrupted while starting: the pid file may be all we have (_ours
-    # checks it really is this configuration's apache2).
-    $self->{pid} //= $1 if BenchKit::slurp("$self->{dir}/httpd.pid") =~ /^(\d+)/;
-    my @pids = $self->pids or return 1;
-    kill 'TERM', $pids[0];
-    my $gone = BenchKit::wait_until(15, sub { !grep { $self->_ours($_) } @pids });
+    BenchKit::untrack($self);
+    delete $self->{pid};
+    my @pids = $self->scan or return 1;
+    kill 'TERM', _tops(@pids);
+    my $gone = BenchKit::wait_until(15, sub { !$self->running });
     if (!$gone) {
         print STDERR "bench: $self->{label} did not stop in 15 s: KILL\n";
-        kill 'KILL', grep { $self->_ours($_) } @pids;
-        BenchKit::wait_until(5, sub { !grep { $self->_ours($_) } @pids });
+        kill 'KILL', $self->scan;
+        BenchKit::wait_until(5, sub { !$self->running });
     }
-    delete $self->{pid};
     return 1;
 }
 
