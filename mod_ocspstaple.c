@@ -18,7 +18,6 @@
 
 #include "ocspstaple_local.h"
 #include "ocspstaple_refresh.h"
-#include "ocspstaple_retain.h"
 #include "ocspstaple_status.h"
 
 /* The local cache: shmcb in the runtime directory, sized for the
@@ -192,7 +191,6 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     }
     state.store_dir = ocspstaple_prepare_store(s, pconf);
     ocspstaple_startup(&state, s, pconf, ptemp);
-    ocspstaple_retain_at_restart(&state, s, pconf);
     return OK;
 }
 

@@ -320,9 +320,38 @@ static apr_status_t check_validity(ocsp_verdict *v, apr_time_t now,
         return ocsp_fail(perr, OCSP_EVERIFY, p, "expired: nextUpdate was %"
                     APR_TIME_T_FMT " s ago", apr_time_sec(now - v->next_update));
     }
+    /* Without nextUpdate the age counts from thisUpdate, never from when we
+     * happened to look: a response does not get younger by being read
+     * again (mod_ssl's SSLStaplingResponseMaxAge is the precedent). */
+    if (!v->next_update
+        && v->this_update + OCSP_NO_NEXT_UPDATE_MAX_AGE <= now) {
+        return ocsp_fail(perr, OCSP_EVERIFY, p, "no nextUpdate and older than "
+                    "the maximum age of %" APR_TIME_T_FMT " s (thisUpdate %"
+                    APR_TIME_T_FMT " s ago)",
+                    apr_time_sec(OCSP_NO_NEXT_UPDATE_MAX_AGE),
+                    apr_time_sec(now - v->this_update));
+    }
     v->expires = v->next_update ? v->next_update
-                                : now + OCSP_NO_NEXT_UPDATE_LIFETIME;
+                                : v->this_update + OCSP_NO_NEXT_UPDATE_MAX_AGE;
     return APR_SUCCESS;
+}
+
+apr_time_t ocsp_response_produced_at(const unsigned char *der,
+                                     apr_size_t der_len)
+{
+    const unsigned char *cursor = der;
+    OCSP_RESPONSE *resp = NULL;
+    OCSP_BASICRESP *basic = NULL;
+    apr_time_t produced = 0;
+
+    if (der_len <= (apr_size_t)LONG_MAX
+        && (resp = d2i_OCSP_RESPONSE(NULL, &cursor, (long)der_len))
+        && (basic = OCSP_response_get1_basic(resp))) {
+        produced = asn1_to_apr_time(OCSP_resp_get0_produced_at(basic));
+    }
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    return produced;
 }
 
 apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,

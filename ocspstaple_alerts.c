@@ -110,7 +110,7 @@ apr_time_t ocspstaple_wake_at(ocspstaple_entry *e, apr_time_t now)
     apr_thread_mutex_lock(e->lock);
     rec = e->local;
     apr_thread_mutex_unlock(e->lock);
-    if (!e->static_file) {
+    if (!e->static_file && e->urls->nelts) {
         wake = rec.next_attempt;
     }
     if (rec.der_len && rec.verdict.expires > now) {

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_log.h>
@@ -18,14 +19,34 @@ APLOG_USE_MODULE(ocspstaple);
  * the same figure for our own fetches). */
 #define ERROR_ANSWER_LIFETIME apr_time_from_sec(600)
 
-/* Once per certificate and process: a shared cache with bad entries. */
-static void complain(ocspstaple_entry *e, const char *what)
+/* What a record from the shared cache can be wrong with: each is logged
+ * once per certificate and server (the bits are shared by its processes),
+ * again only after the cache gave a record that was taken. */
+#define FLEET_CORRUPT    0x0100u
+#define FLEET_UNVERIFIED 0x0200u
+#define FLEET_FUTURE     0x0400u
+#define FLEET_ERROR      0x0800u
+#define FLEET_OLDER      0x1000u
+#define FLEET_ALL        0x1f00u
+
+static void complain(ocspstaple_entry *e, apr_uint32_t kind, const char *what)
 {
-    if (!e->cache_complaint) {
+    if (ocspstaple_alert_flip(&e->slot->alerts, kind, 1)
+        == OCSPSTAPLE_ALERT_RAISED) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, e->s, "OCSPSTAPLE0023: %s: "
                      "ignoring %s in the shared cache", e->label, what);
-        e->cache_complaint = 1;
     }
+}
+
+static void complaints_over(ocspstaple_entry *e)
+{
+    apr_uint32_t old;
+
+    do {
+        old = apr_atomic_read32(&e->slot->alerts);
+    } while ((old & FLEET_ALL)
+             && apr_atomic_cas32(&e->slot->alerts, old & ~FLEET_ALL, old)
+                != old);
 }
 
 /* A cached record is not trusted: other processes, or other servers sharing
@@ -52,7 +73,8 @@ static int vet_cached(ocspstaple_entry *e, stapling_record *rec,
         rec->verdict = v;
         return 1;
     }
-    complain(e, apr_psprintf(p, "a response that does not verify: %s", why));
+    complain(e, FLEET_UNVERIFIED,
+             apr_psprintf(p, "a response that does not verify: %s", why));
     return 0;
 }
 
@@ -114,37 +136,67 @@ static int vet_times(const ocspstaple_entry *e, const stapling_record *local,
     return 1;
 }
 
-/* Newer means fetched later, or the same fetch with a later plan. */
-static int is_newer(const stapling_record *rec, const stapling_record *local)
+/* Only the schedule of rec counts (its response, if any, is not taken):
+ * our own copy with rec's plan, when rec tells of a later attempt than we
+ * know of, so that the fleet keeps one schedule. Returns 1 when *out is
+ * worth publishing. */
+static int merge_plan(const stapling_record *local, const stapling_record *rec,
+                      stapling_record *out)
 {
-    return rec->fetched_at > local->fetched_at
-        || (rec->fetched_at == local->fetched_at
-            && rec->next_attempt > local->next_attempt);
+    if (rec->attempted_at <= local->attempted_at) {
+        return 0;
+    }
+    *out = *local;
+    out->attempted_at = rec->attempted_at;
+    out->next_attempt = rec->next_attempt;
+    out->failures = rec->failures;
+    out->error = rec->error;
+    return 1;
+}
+
+/* rec verified: take its response if it is newer than ours; an error
+ * answer is never taken from a shared cache (nobody signed it). */
+static int judge(ocspstaple_entry *e, const stapling_record *local,
+                 stapling_record *rec, stapling_record *out, apr_time_t now)
+{
+    if (rec->der_len && rec->verdict.resp_status != 0) {
+        complain(e, FLEET_ERROR, "a responder's error answer (never stapled "
+                 "from a shared cache)");
+    }
+    else if (rec->der_len && ocspstaple_replaces(rec, local, now)) {
+        complaints_over(e);
+        *out = *rec;
+        return 1;
+    }
+    else if (rec->der_len
+             && rec->verdict.this_update < local->verdict.this_update) {
+        complain(e, FLEET_OLDER, "a response older than the one verified "
+                 "here");
+    }
+    return merge_plan(local, rec, out);
 }
 
 int ocspstaple_fleet_read(ocspstaple_entry *e, stapling_cache *cache,
-                          ocspstaple_shared *sh, stapling_record *rec,
+                          ocspstaple_shared *sh, stapling_record *out,
                           apr_pool_t *p)
 {
     apr_time_t now = apr_time_now();
-    stapling_record local;
+    stapling_record rec, local;
     apr_status_t rv;
 
-    rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, rec, p);
+    rv = stapling_cache_get(cache, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p);
     ocspstaple_cache_health(sh, e->s, cache, rv, 0, p);
     if (rv == STAPLING_CACHE_ECORRUPT) {
-        complain(e, "a record that does not decode");
+        complain(e, FLEET_CORRUPT, "a record that does not decode");
     }
-    if (rv != APR_SUCCESS || !vet_cached(e, rec, now, p)) {
+    if (rv != APR_SUCCESS || !vet_cached(e, &rec, now, p)) {
         return 0;
     }
-    ocspstaple_local_peek(e, &local, p);
-    if (!vet_times(e, &local, rec, now)) {
-        complain(e, "a record with times in the future");
+    ocspstaple_local_get(e, &local, p);
+    if (!vet_times(e, &local, &rec, now)) {
+        complain(e, FLEET_FUTURE, "a record with times in the future");
         return 0;
     }
-    adopt_plan(e, rec);
-    /* A bare plan never replaces a response we can still staple. */
-    return is_newer(rec, &local)
-           && (rec->der_len || !stapling_record_stapleable(&local, now, 1));
+    adopt_plan(e, &rec);
+    return judge(e, &local, &rec, out, now);
 }

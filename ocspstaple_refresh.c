@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_optional.h>
 #include <ap_mpm.h>
 #include <httpd.h>
@@ -43,7 +44,7 @@ static void take_one(ocspstaple_entry *e, apr_uint32_t version, void *baton)
 }
 
 /* What other processes published since this one last looked. */
-static void take_changes(ocspstaple_state *st, apr_pool_t *p)
+void ocspstaple_take_changes(ocspstaple_state *st, apr_pool_t *p)
 {
     void *baton[2] = { st, p };
 
@@ -53,7 +54,8 @@ static void take_changes(ocspstaple_state *st, apr_pool_t *p)
 
 static int fetch_due(const ocspstaple_entry *e, apr_time_t now)
 {
-    return !e->static_file && e->local.next_attempt <= now;
+    return !e->static_file && e->urls->nelts
+           && e->local.next_attempt <= now;
 }
 
 /* Pops what is due; alerts for all of it; returns those to fetch (the
@@ -100,10 +102,16 @@ static void fetch_round(ocspstaple_state *st, apr_array_header_t *due,
     apr_time_t now = apr_time_now();
     int i;
 
-    take_changes(st, p);
+    ocspstaple_take_changes(st, p);
     for (i = 0; i < due->nelts; i++) {
         ocspstaple_entry *e = APR_ARRAY_IDX(due, i, ocspstaple_entry *);
+        apr_uint32_t version = apr_atomic_read32(&e->slot->version);
 
+        /* A record this process could not take yet (evicted meanwhile):
+         * try again, so that what it publishes builds on the newest. */
+        if (version != e->seen_version) {
+            ocspstaple_take_local(st, e, version, p);
+        }
         if (fetch_due(e, now) && !from_fleet(st, e, p)) {
             APR_ARRAY_PUSH(fetch, ocspstaple_entry *) = e;
         }
@@ -141,22 +149,65 @@ static int generation_is_current(void)
         || ap_scoreboard_image->global->running_generation == mine;
 }
 
+/* Another process fetching is the normal case (try again in a second);
+ * anything else is said once. */
+static void busy(ocspstaple_state *st, apr_array_header_t *due,
+                 apr_status_t rv)
+{
+    static int said;
+
+    if (!APR_STATUS_IS_EBUSY(rv) && !said) {
+        said = 1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
+                     "OCSPSTAPLE0044: the background refresh cannot take "
+                     "the %s mutex (%s); it retries every second",
+                     OCSPSTAPLE_FETCH_MUTEX,
+                     ocspstaple_strerror(rv, ap_server_conf->process->pool));
+    }
+    reschedule(st, due, apr_time_now() + BUSY_RETRY);
+}
+
 static void tick(ocspstaple_state *st, apr_pool_t *p)
 {
     apr_array_header_t *due;
+    apr_status_t rv;
 
-    take_changes(st, p);
+    ocspstaple_take_changes(st, p);
     due = pop_due(st, apr_time_now(), p);
     if (due->nelts == 0) {
         return;
     }
-    if (apr_global_mutex_trylock(st->fetch_mutex) != APR_SUCCESS) {
-        reschedule(st, due, apr_time_now() + BUSY_RETRY);
+    if ((rv = apr_global_mutex_trylock(st->fetch_mutex)) != APR_SUCCESS) {
+        busy(st, due, rv);
         return;
     }
     fetch_round(st, due, p);
     apr_global_mutex_unlock(st->fetch_mutex);
     reschedule(st, due, 0);
+}
+
+/* Set once child_init has built this process's schedule: mod_watchdog
+ * starts its thread in its own child_init, which may run before ours. */
+static apr_uint32_t ready;
+
+/* A refresh that would run as root (an MPM that keeps children root, such
+ * as mpm-itk) does nothing: responses are fetched and parsed only with the
+ * server user's privileges. */
+static int privileges_ok(void)
+{
+    static int said;
+
+    if (geteuid() != 0 && getuid() != 0) {
+        return 1;
+    }
+    if (!said) {
+        said = 1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
+                     "OCSPSTAPLE0045: the background refresh of process %"
+                     APR_PID_T_FMT " runs as root: it does not fetch (is "
+                     "this mpm-itk?); nothing is renewed", getpid());
+    }
+    return 0;
 }
 
 static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
@@ -170,7 +221,8 @@ static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
                      "OCSPSTAPLE0040: background refresh runs in process %"
                      APR_PID_T_FMT, getpid());
     }
-    if (wd_state != AP_WATCHDOG_STATE_RUNNING || !st->schedule || retired) {
+    if (wd_state != AP_WATCHDOG_STATE_RUNNING || !apr_atomic_read32(&ready)
+        || retired || !privileges_ok()) {
         return APR_SUCCESS;
     }
     if (!generation_is_current()) {
@@ -229,7 +281,7 @@ void ocspstaple_refresh_child_init(ocspstaple_state *st, apr_pool_t *pchild)
 
     st->schedule = ocspstaple_schedule_make(entries->nelts, pchild);
     apr_pool_create(&p, pchild);
-    take_changes(st, p);
+    ocspstaple_take_changes(st, p);
     for (i = 0; i < entries->nelts; i++) {
         ocspstaple_entry *e = APR_ARRAY_IDX(entries, i, ocspstaple_entry *);
 
@@ -239,4 +291,5 @@ void ocspstaple_refresh_child_init(ocspstaple_state *st, apr_pool_t *pchild)
         }
     }
     apr_pool_destroy(p);
+    apr_atomic_set32(&ready, 1);
 }

@@ -102,9 +102,10 @@ void ocspstaple_shared_changed(ocspstaple_shared *sh, ocspstaple_entry *e)
     apr_uint32_t head = apr_atomic_read32(&sh->hdr->head);
 
     apr_atomic_inc32(&e->slot->version);
-    sh->hdr->journal[head % JOURNAL_SIZE] = (apr_uint32_t)e->index;
-    /* apr_atomic_set32 is a full barrier on the platforms httpd runs on:
-     * readers that see the new head also see the journal entry. */
+    apr_atomic_set32(&sh->hdr->journal[head % JOURNAL_SIZE],
+                     (apr_uint32_t)e->index);
+    /* Readers that see the new head must see the journal entry. */
+    __sync_synchronize();
     apr_atomic_set32(&sh->hdr->head, head + 1);
 }
 
@@ -129,6 +130,16 @@ static void scan_all(const apr_array_header_t *entries,
     }
 }
 
+/* Whether change n may have been overwritten: the writer fills slot
+ * n % SIZE for change n + SIZE before it moves head past it. */
+static int lapped(shared_header *hdr, apr_uint32_t n)
+{
+    /* The slot was read before head is read again. */
+    __sync_synchronize();
+    return apr_atomic_read32(&hdr->head) - n
+           >= JOURNAL_SIZE;
+}
+
 void ocspstaple_shared_changes(ocspstaple_shared *sh,
                                const ocspstaple_registry *reg,
                                apr_uint32_t *pseen,
@@ -138,11 +149,10 @@ void ocspstaple_shared_changes(ocspstaple_shared *sh,
     apr_uint32_t head = apr_atomic_read32(&sh->hdr->head), n;
 
     for (n = *pseen; n != head; n++) {
-        apr_uint32_t index = sh->hdr->journal[n % JOURNAL_SIZE];
+        apr_uint32_t index = apr_atomic_read32(
+            &sh->hdr->journal[n % JOURNAL_SIZE]);
 
-        /* Overwritten while we read it (or before): compare them all. */
-        if (head - *pseen > JOURNAL_SIZE
-            || apr_atomic_read32(&sh->hdr->head) - n > JOURNAL_SIZE) {
+        if (lapped(sh->hdr, n)) {
             scan_all(entries, fn, baton);
             break;
         }

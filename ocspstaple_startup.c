@@ -11,22 +11,24 @@
  * publishes into the shared cache and journal like any renewal.
  *
  * The helper:
- *  1. loads: OCSPStaplingFiles, what the previous generation had (a
- *     reload, see ocspstaple_retain.h), the store, the fleet cache;
+ *  1. loads: OCSPStaplingFiles, the store, the fleet cache;
  *  2. fetches, in one concurrent round, what is still missing;
  * and reports each phase on a pipe. The parent waits for phase 2 on a first
  * start, for phase 1 on a reload, never longer than the figures below.
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
+#include <ap_listen.h>
 #include <httpd.h>
 #include <http_core.h>
 #include <http_log.h>
@@ -37,7 +39,6 @@
 #include "ocspstaple_fleet.h"
 #include "ocspstaple_local.h"
 #include "ocspstaple_refresh.h"
-#include "ocspstaple_retain.h"
 
 APLOG_USE_MODULE(ocspstaple);
 
@@ -54,8 +55,12 @@ APLOG_USE_MODULE(ocspstaple);
 #define PHASE_LOADED  'L'
 #define PHASE_FETCHED 'F'
 
+/* The longest a helper lives (SIGALRM ends it). What it has not done by
+ * then, the children's refresh does. */
+#define HELPER_MAX_SECONDS 600
+
 typedef struct {
-    int kept, stored, shared, fetched;
+    int stored, shared, fetched;
     apr_array_header_t *missing;
 } startup_counts;
 
@@ -127,6 +132,24 @@ static void log_loaded(ocspstaple_entry *e, const stapling_record *rec,
     (void)p;
 }
 
+/* Published for every process (not for the fleet: what the disk holds is
+ * this server's), unless a process of this server already has a newer one
+ * (a reload where the parent stopped waiting before this helper started). */
+static int take_if_newer(ocspstaple_state *st, ocspstaple_entry *e,
+                         stapling_record *rec, const char *what,
+                         const char *path, apr_pool_t *p)
+{
+    stapling_record local;
+
+    ocspstaple_local_get(e, &local, p);
+    if (!ocspstaple_replaces(rec, &local, apr_time_now())) {
+        return stapling_record_stapleable(&local, apr_time_now(), 0);
+    }
+    log_loaded(e, rec, what, path, p);
+    ocspstaple_publish(st, e, rec, 0, p);
+    return 1;
+}
+
 /* OCSPStaplingFile: the first of the vhost's files that verifies for e,
  * served as it is, never fetched, never past its nextUpdate. */
 static int load_static(ocspstaple_state *st, ocspstaple_entry *e,
@@ -143,9 +166,7 @@ static int load_static(ocspstaple_state *st, ocspstaple_entry *e,
             e->slot->file = (apr_uint32_t)i + 1;
             rec.next_attempt = rec.verdict.expires;
             rec.origin = e->origin;
-            log_loaded(e, &rec, "OCSPStaplingFile", path, p);
-            ocspstaple_publish(st, e, &rec, 0, p);
-            return 1;
+            return take_if_newer(st, e, &rec, "OCSPStaplingFile", path, p);
         }
     }
     if (e->files && e->files->nelts && e->urls->nelts == 0) {
@@ -183,21 +204,7 @@ static int load_stored(ocspstaple_state *st, ocspstaple_entry *e,
     rec.origin = e->origin;
     rec.next_attempt = refresh_renew_at(&rec.verdict, rec.fetched_at, &w,
                                         refresh_random());
-    log_loaded(e, &rec, "the stored response", path, p);
-    ocspstaple_publish(st, e, &rec, 1, p);
-    return 1;
-}
-
-/* A reload: what this server stapled until now, the newest it has. */
-static int load_kept(ocspstaple_state *st, ocspstaple_entry *e, apr_pool_t *p)
-{
-    stapling_record rec;
-
-    if (!ocspstaple_retained_take(e, &rec, p)) {
-        return 0;
-    }
-    ocspstaple_publish(st, e, &rec, 0, p);
-    return 1;
+    return take_if_newer(st, e, &rec, "the stored response", path, p);
 }
 
 static int load_fleet(ocspstaple_state *st, ocspstaple_entry *e,
@@ -230,9 +237,6 @@ static void load_phase(ocspstaple_state *st, server_rec *s,
 
         if (load_static(st, e, p)) {
             c->stored++;
-        }
-        else if (load_kept(st, e, p)) {
-            c->kept++;
         }
         else if (st->store_dir && load_stored(st, e, p)) {
             c->stored++;
@@ -328,9 +332,9 @@ static void finish(ocspstaple_state *st, server_rec *s,
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OCSPSTAPLE0012: %d "
                  "certificate(s) to staple: %d from the store or a file, %d "
                  "from the shared cache, %d fetched, %d without a response "
-                 "yet, %d kept across the restart; cache %s, store %s",
+                 "yet; cache %s, store %s",
                  entries->nelts, c->stored, c->shared, c->fetched,
-                 c->missing->nelts - c->fetched, c->kept,
+                 c->missing->nelts - c->fetched,
                  st->fleet ? stapling_cache_provider_name(st->fleet)
                            : stapling_cache_provider_name(st->local),
                  st->store_dir ? st->store_dir : "off");
@@ -357,7 +361,8 @@ static void report(int fd, char phase)
  * the helper with a signal when a new generation starts. */
 static void reset_signals(void)
 {
-    static const int sigs[] = { SIGTERM, SIGHUP, SIGUSR1, SIGINT, SIGWINCH };
+    static const int sigs[] = { SIGTERM, SIGHUP, SIGUSR1, SIGINT, SIGWINCH,
+                                SIGALRM };
     sigset_t none;
     apr_size_t i;
 
@@ -380,6 +385,32 @@ static apr_status_t reattach(ocspstaple_state *st, server_rec *s,
                apr_global_mutex_lockfile(st->fetch_mutex), p);
 }
 
+/* The hook is mod_unixd's setgid/initgroups/setuid (and chroot); an MPM
+ * or module may run others or none, so the result is checked: a helper
+ * that is still root does nothing. */
+static int drop_privileges(server_rec *s, apr_pool_t *p)
+{
+    int was_root = geteuid() == 0;
+
+    if (ap_run_drop_privileges(p, s) != OK
+        || (was_root && (geteuid() == 0 || getuid() == 0))) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0019: the start-"
+                     "up helper cannot drop its privileges to User/Group: "
+                     "not loading or fetching anything as root");
+        return 0;
+    }
+#ifdef PR_SET_PDEATHSIG
+    /* Set after setuid, which clears it: a helper never outlives a parent
+     * that died abnormally (its round would hold nothing up, but nobody
+     * would stop it either). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) {
+        return 0;
+    }
+#endif
+    return 1;
+}
+
 static void helper_run(ocspstaple_state *st, server_rec *s, int fd,
                        apr_pool_t *p)
 {
@@ -388,10 +419,7 @@ static void helper_run(ocspstaple_state *st, server_rec *s, int fd,
 
     memset(&c, 0, sizeof(c));
     c.missing = apr_array_make(p, 16, sizeof(ocspstaple_entry *));
-    if (ap_run_drop_privileges(p, s) != OK) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0019: the start-"
-                     "up helper cannot drop its privileges: not loading or "
-                     "fetching anything; the children will fetch");
+    if (!drop_privileges(s, p)) {
         return;
     }
     if ((rv = reattach(st, s, p)) != APR_SUCCESS
@@ -402,6 +430,7 @@ static void helper_run(ocspstaple_state *st, server_rec *s, int fd,
                      ocspstaple_strerror(rv, p));
         return;
     }
+    ocspstaple_take_changes(st, p);   /* children may have been first */
     load_phase(st, s, &c, p);
     report(fd, PHASE_LOADED);
     if (c.missing->nelts) {
@@ -437,16 +466,18 @@ static apr_status_t helper_stop(void *data)
 {
     helper_proc *h = data;
 
+    /* Not waited for: a helper stuck in the kernel (a hung NFS store) must
+     * not hold up the reload; the MPM reaps it when it is gone. */
     if (h->running) {
         kill(h->proc.pid, SIGKILL);
-        waitpid(h->proc.pid, NULL, 0);
-        h->running = 0;
+        h->running = waitpid(h->proc.pid, NULL, WNOHANG) != h->proc.pid;
     }
     return APR_SUCCESS;
 }
 
-/* Waits until the helper reports phase, ends, or deadline passes. Returns
- * 1 when the wait ran out. */
+enum { WAIT_DONE, WAIT_TIMEOUT, WAIT_ENDED };
+
+/* Waits until the helper reports phase, ends, or deadline passes. */
 static int wait_for(int fd, char phase, apr_time_t deadline)
 {
     char got;
@@ -457,17 +488,20 @@ static int wait_for(int fd, char phase, apr_time_t deadline)
         int n;
 
         if (left <= 0) {
-            return 1;
+            return WAIT_TIMEOUT;
         }
         n = poll(&pfd, 1, (int)apr_time_as_msec(left) + 1);
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (n <= 0) {
-            return n == 0;
+        if (n == 0) {
+            return WAIT_TIMEOUT;
         }
-        if (read(fd, &got, 1) != 1 || got == phase) {
-            return 0;                 /* done, or ended (EOF) */
+        if (n < 0 || read(fd, &got, 1) != 1) {
+            return WAIT_ENDED;
+        }
+        if (got == phase) {
+            return WAIT_DONE;
         }
     }
 }
@@ -488,7 +522,17 @@ static void wait_for_helper(ocspstaple_state *st, server_rec *s,
         ? ocspstaple_registry_max_timeout(st->registry) + STARTUP_FETCH_SLACK
         : STARTUP_LOAD_WAIT;
 
-    if (wait_for(fd, first ? PHASE_FETCHED : PHASE_LOADED, start + bound)) {
+    int how = wait_for(fd, first ? PHASE_FETCHED : PHASE_LOADED,
+                       start + bound);
+
+    if (how == WAIT_ENDED) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OCSPSTAPLE0046: the "
+                     "start-up helper (pid %" APR_PID_T_FMT ") ended before "
+                     "it had %s (see above); the children fetch what is "
+                     "missing", h->proc.pid,
+                     first ? "fetched" : "loaded the store");
+    }
+    else if (how == WAIT_TIMEOUT) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "OCSPSTAPLE0017: the "
                      "start-up helper (pid %" APR_PID_T_FMT ") is still %s "
                      "after %" APR_TIME_T_FMT " ms: starting without waiting "
@@ -512,10 +556,17 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s,
     int fds[2];
     pid_t pid;
 
-    if (pipe(fds) != 0 || (pid = fork()) < 0) {
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        fds[0] = fds[1] = -1;
+    }
+    if (fds[0] < 0 || (pid = fork()) < 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0019: cannot "
                      "start the start-up helper (%s); the children will fetch",
                      ocspstaple_strerror(errno, ptemp));
+        if (fds[0] >= 0) {
+            close(fds[0]);
+            close(fds[1]);
+        }
         return;
     }
     if (pid == 0) {
@@ -523,6 +574,10 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s,
 
         close(fds[0]);
         reset_signals();
+        /* The ports stay the parent's alone; and however long a round
+         * takes, the helper ends: the children take over. */
+        ap_close_listeners();
+        alarm(HELPER_MAX_SECONDS);
         apr_pool_create(&p, pconf);
         helper_run(st, s, fds[1], p);
         /* No pool cleanup may run here: they belong to the parent (shared
@@ -530,7 +585,6 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s,
         _exit(0);
     }
     close(fds[1]);
-    ocspstaple_retained_release();    /* the helper has its own copy */
     h->proc.pid = pid;
     h->running = 1;
     apr_proc_other_child_register(&h->proc, helper_maintenance, h, NULL,

@@ -44,12 +44,6 @@ static void log_update_ok(const ocspstaple_entry *e, const ocsp_job *job,
                      e->label, ans->url, was, fmt_time(v->revoked_at, p),
                      v->revoke_reason);
         break;
-    case OCSP_CERT_UNKNOWN:
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0005: %s: "
-                     "responder %s does not know this certificate (status "
-                     "unknown)%s: is it the right responder for this issuer?",
-                     e->label, ans->url, was);
-        break;
     default:
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, "OCSPSTAPLE0002: %s: "
                      "update ok from %s: status %s, thisUpdate %s, "
@@ -110,11 +104,12 @@ void ocspstaple_take_local(ocspstaple_state *st, ocspstaple_entry *e,
 {
     stapling_record rec;
 
-    e->seen_version = version;
     /* Written by a process of this server that verified it: no second
-     * verification (and no parsing) here. */
+     * verification (and no parsing) here. Not found (evicted): this
+     * process keeps its copy and takes the record when it changes again. */
     if (stapling_cache_get(st->local, e->s, e->id, OCSPSTAPLE_ID_LEN, &rec, p)
         == APR_SUCCESS) {
+        e->seen_version = version;
         local_changed(st, e, &rec, p);
     }
 }
@@ -138,69 +133,152 @@ static void save_to_store(ocspstaple_state *st, ocspstaple_entry *e,
     }
 }
 
-static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
-                      const stapling_record *prev, const ocsp_job *job,
-                      apr_pool_t *p)
+int ocspstaple_replaces(const stapling_record *cand,
+                        const stapling_record *cur, apr_time_t now)
 {
-    const ocsp_answer *ans = job->answer;
-    refresh_window w = ocspstaple_renew_window(e->s);
-    apr_time_t now = apr_time_now();
+    switch (stapling_record_order(cand, cur, now)) {
+    case STAPLING_REPLACE:
+        return 1;
+    case STAPLING_TIE:                /* the same thisUpdate */
+        return cur->der_len
+               && ocsp_response_produced_at(cand->der, cand->der_len)
+                  > ocsp_response_produced_at(cur->der, cur->der_len);
+    default:
+        return 0;
+    }
+}
+
+/* What a responder answered, as a record. An error answer is kept only
+ * briefly, as mod_ssl's SSLStaplingErrorCacheTimeout does. */
+static stapling_record answer_record(const ocspstaple_entry *e,
+                                     const ocsp_answer *ans, apr_time_t now)
+{
     stapling_record rec;
-    int replaced_good = prev->verdict.cert_status == OCSP_CERT_GOOD
-                        && stapling_record_stapleable(prev, now, 0);
 
     memset(&rec, 0, sizeof(rec));
     rec.verdict = ans->verdict;
+    if (ans->verdict.resp_status != 0) {
+        rec.verdict.expires = now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
+    }
     rec.fetched_at = now;
     rec.attempted_at = now;
     rec.source = STAPLING_FROM_RESPONDER;
     rec.origin = e->origin;
-    rec.next_attempt = refresh_renew_at(&ans->verdict, now, &w,
-                                        refresh_random());
     rec.der = ans->der;
     rec.der_len = ans->der_len;
-    log_update_ok(e, job, replaced_good, rec.next_attempt, p);
-    ocspstaple_publish(st, e, &rec, 1, p);
-    save_to_store(st, e, ans, p);
+    return rec;
 }
 
-/* A failed update keeps a still valid response and only reschedules; with
- * nothing valid left, a responder's own error answer is kept so that
- * OCSPStaplingReturnResponderErrors can pass it on. */
+static void update_ok(ocspstaple_state *st, ocspstaple_entry *e,
+                      const stapling_record *prev, const ocsp_job *job,
+                      stapling_record *rec, apr_pool_t *p)
+{
+    refresh_window w = ocspstaple_renew_window(e->s);
+    apr_time_t now = apr_time_now();
+    int replaced_good = prev->verdict.cert_status == OCSP_CERT_GOOD
+                        && stapling_record_stapleable(prev, now, 0);
+
+    rec->next_attempt = refresh_renew_at(&rec->verdict, now, &w,
+                                         refresh_random());
+    log_update_ok(e, job, replaced_good, rec->next_attempt, p);
+    ocspstaple_publish(st, e, rec, 1, p);
+    save_to_store(st, e, job->answer, p);
+}
+
+/* A fetch that brought nothing newer: the schedule backs off. A response
+ * that can be stapled as good or revoked stays. Without one, answer (a
+ * responder's error answer or "unknown", for
+ * OCSPStaplingReturnResponderErrors) is kept if given; else the record
+ * keeps no DER, only the verdict (nothing older may come back) and the
+ * backoff, which every process of the server (and of a fleet) follows: one
+ * schedule per certificate, also once its response expired. */
+static void record_failure(stapling_record *rec, const ocspstaple_entry *e,
+                           const stapling_record *prev, const char *why,
+                           const stapling_record *answer, apr_time_t now)
+{
+    int have_good = stapling_record_stapleable(prev, now, 0);
+
+    *rec = *prev;
+    if (!have_good && answer && ocspstaple_replaces(answer, prev, now)) {
+        *rec = *answer;
+    }
+    else if (!have_good && !stapling_record_stapleable(prev, now, 1)) {
+        rec->der = NULL;
+        rec->der_len = 0;
+    }
+    rec->origin = e->origin;
+    rec->attempted_at = now;
+    rec->failures = prev->failures + 1;
+    rec->next_attempt = refresh_retry_at(now, rec->failures, have_good,
+                                         refresh_random());
+    rec->error = why;
+}
+
+/* What handshakes get after a failure, for the log line. */
+static const char *stapling_now(const ocspstaple_entry *e,
+                                const stapling_record *rec, apr_time_t now)
+{
+    if (stapling_record_stapleable(rec, now, 0)) {
+        return "still stapling the previous response until its nextUpdate";
+    }
+    return stapling_record_stapleable(rec, now, ocspstaple_returns_errors(e->s))
+           ? "stapling the responder's own answer "
+             "(OCSPStaplingReturnResponderErrors on)"
+           : "not stapling";
+}
+
 static void update_failed(ocspstaple_state *st, ocspstaple_entry *e,
-                          const stapling_record *prev, const ocsp_job *job,
-                          apr_pool_t *p)
+                          const stapling_record *prev, const char *why,
+                          const stapling_record *answer, apr_pool_t *p)
 {
     apr_time_t now = apr_time_now();
-    int have_good = stapling_record_stapleable(prev, now, 0);
-    int keep_answer = !have_good && job->answer;
-    stapling_record rec = *prev;
+    stapling_record rec;
 
-    rec.attempted_at = now;
-    rec.failures = prev->failures + 1;
-    rec.next_attempt = refresh_retry_at(now, rec.failures, have_good,
-                                        refresh_random());
-    rec.error = job->err;
-    ap_log_error(APLOG_MARK, have_good ? APLOG_WARNING : APLOG_ERR, 0,
-                 e->s, "OCSPSTAPLE0003: %s: update failed: %s; %s; retry in %"
-                 APR_TIME_T_FMT " s", e->label, job->err,
-                 have_good ? "still stapling the previous response until "
-                             "its nextUpdate"
-                 : keep_answer && ocspstaple_returns_errors(e->s)
-                 ? "stapling the responder's own answer "
-                   "(OCSPStaplingReturnResponderErrors on)"
-                 : "not stapling",
+    record_failure(&rec, e, prev, why, answer, now);
+    ap_log_error(APLOG_MARK, stapling_record_stapleable(prev, now, 0)
+                 ? APLOG_WARNING : APLOG_ERR, 0, e->s, "OCSPSTAPLE0003: %s: "
+                 "update failed: %s; %s; retry in %" APR_TIME_T_FMT " s",
+                 e->label, why, stapling_now(e, &rec, now),
                  apr_time_sec(rec.next_attempt - now));
-    if (keep_answer) {
-        rec.verdict = job->answer->verdict;
-        rec.verdict.expires = now + OCSPSTAPLE_ERROR_RESPONSE_LIFETIME;
-        rec.fetched_at = now;
-        rec.source = STAPLING_FROM_RESPONDER;
-        rec.origin = e->origin;
-        rec.der = job->answer->der;
-        rec.der_len = job->answer->der_len;
-    }
     ocspstaple_publish(st, e, &rec, 1, p);
+}
+
+/* "unknown" is the CA's signed word, but nothing a client can act on: a
+ * failure for the schedule, and never over a good or revoked response. */
+static void update_unknown(ocspstaple_state *st, ocspstaple_entry *e,
+                           const stapling_record *prev, const ocsp_job *job,
+                           const stapling_record *answer, apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    stapling_record rec;
+
+    record_failure(&rec, e, prev, apr_psprintf(p, "%s: status unknown",
+                                               job->answer->url),
+                   answer, now);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, e->s, "OCSPSTAPLE0005: %s: "
+                 "responder %s does not know this certificate (status "
+                 "unknown): is it the right responder for this issuer?; %s; "
+                 "retry in %" APR_TIME_T_FMT " s", e->label, job->answer->url,
+                 stapling_now(e, &rec, now),
+                 apr_time_sec(rec.next_attempt - now));
+    ocspstaple_publish(st, e, &rec, 1, p);
+}
+
+/* A verified answer that is not newer than what we have: an older one
+ * (a stale CDN edge, a replay) or the same one again. */
+static const char *not_newer(const ocsp_answer *ans,
+                             const stapling_record *prev, apr_pool_t *p)
+{
+    if (ans->verdict.this_update < prev->verdict.this_update) {
+        return apr_psprintf(p, "%s: answered a response older than the one "
+                            "verified before (thisUpdate %s, ours %s): not "
+                            "taken", ans->url,
+                            fmt_time(ans->verdict.this_update, p),
+                            fmt_time(prev->verdict.this_update, p));
+    }
+    return apr_psprintf(p, "%s: answered the response verified before "
+                        "(thisUpdate %s): no newer one yet", ans->url,
+                        fmt_time(ans->verdict.this_update, p));
 }
 
 typedef struct {
@@ -219,15 +297,33 @@ static void job_done(ocsp_job *job, void *baton)
     round *r = baton;
     int i = (int)(job - r->jobs);
     ocspstaple_entry *e = r->entries[i];
+    const stapling_record *prev = &r->prev[i];
+    apr_time_t now = apr_time_now();
+    stapling_record ans;
 
+    memset(&ans, 0, sizeof(ans));
+    if (job->answer) {
+        ans = answer_record(e, job->answer, now);
+    }
     ocspstaple_count(e, OCSPSTAPLE_FETCHES);
-    if (job->rv == APR_SUCCESS) {
-        update_ok(r->st, e, &r->prev[i], job, r->p);
+    if (job->rv == APR_SUCCESS
+        && ans.verdict.cert_status != OCSP_CERT_UNKNOWN
+        && ocspstaple_replaces(&ans, prev, now)) {
+        update_ok(r->st, e, prev, job, &ans, r->p);
         r->ok++;
+        return;
+    }
+    ocspstaple_count(e, OCSPSTAPLE_FAILURES);
+    if (job->rv != APR_SUCCESS) {
+        update_failed(r->st, e, prev, job->err, job->answer ? &ans : NULL,
+                      r->p);
+    }
+    else if (ans.verdict.cert_status == OCSP_CERT_UNKNOWN) {
+        update_unknown(r->st, e, prev, job, &ans, r->p);
     }
     else {
-        ocspstaple_count(e, OCSPSTAPLE_FAILURES);
-        update_failed(r->st, e, &r->prev[i], job, r->p);
+        update_failed(r->st, e, prev, not_newer(job->answer, prev, r->p),
+                      NULL, r->p);
     }
 }
 

@@ -166,10 +166,10 @@ apr_status_t stapling_cache_put(stapling_cache *cache, server_rec *s,
     return rv;
 }
 
-apr_status_t stapling_cache_get_raw(stapling_cache *cache, server_rec *s,
-                                   const unsigned char *id, apr_size_t id_len,
-                                   unsigned char **pbuf, apr_size_t *plen,
-                                   apr_pool_t *p)
+static apr_status_t get_raw(stapling_cache *cache, server_rec *s,
+                            const unsigned char *id, apr_size_t id_len,
+                            unsigned char **pbuf, apr_size_t *plen,
+                            apr_pool_t *p)
 {
     unsigned int len = STAPLING_RECORD_MAX_SIZE;
     unsigned char *buf = apr_palloc(p, len);
@@ -198,7 +198,7 @@ apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
     apr_size_t len;
     apr_status_t rv;
 
-    rv = stapling_cache_get_raw(cache, s, id, id_len, &buf, &len, p);
+    rv = get_raw(cache, s, id, id_len, &buf, &len, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }

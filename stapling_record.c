@@ -196,3 +196,35 @@ int stapling_record_stapleable(const stapling_record *rec, apr_time_t now,
     return v->cert_status == OCSP_CERT_GOOD
         || v->cert_status == OCSP_CERT_REVOKED;
 }
+
+/* The record holds (or held: the DER may be gone, the verdict stays) a
+ * verified good or revoked response: its thisUpdate is the mark any
+ * replacement must pass. */
+static int has_definite_verdict(const stapling_record *rec)
+{
+    return rec->verdict.resp_status == 0 && rec->verdict.this_update
+           && (rec->verdict.cert_status == OCSP_CERT_GOOD
+               || rec->verdict.cert_status == OCSP_CERT_REVOKED);
+}
+
+stapling_order stapling_record_order(const stapling_record *cand,
+                                     const stapling_record *cur,
+                                     apr_time_t now)
+{
+    if (!cand->der_len || !stapling_record_stapleable(cand, now, 1)) {
+        return STAPLING_KEEP;            /* nothing to staple in it */
+    }
+    if (!stapling_record_stapleable(cand, now, 0)) {
+        /* An error answer or "unknown": never over good or revoked. */
+        return stapling_record_stapleable(cur, now, 0) ? STAPLING_KEEP
+                                                       : STAPLING_REPLACE;
+    }
+    if (!has_definite_verdict(cur)) {
+        return STAPLING_REPLACE;
+    }
+    if (cand->verdict.this_update != cur->verdict.this_update) {
+        return cand->verdict.this_update > cur->verdict.this_update
+               ? STAPLING_REPLACE : STAPLING_KEEP;
+    }
+    return STAPLING_TIE;
+}

@@ -120,7 +120,7 @@ req sha256 -sha256 -cert "$PKI/leaf.crt" -no_nonce
 # resp OUT REQUEST SIGNER INDEX [OPTIONS...]: CV/OUT.der
 resp() {
     local out=$1 rq=$2 signer=$3 index=$4; shift 4
-    openssl ocsp -index "$TMP/$index.txt" -CA "$PKI/ca.crt" \
+    ${RESP_PREFIX:-} openssl ocsp -index "$TMP/$index.txt" -CA "$PKI/ca.crt" \
         -rsigner "$PKI/$signer.crt" -rkey "$PKI/$signer.key" \
         -reqin "$TMP/$rq.req" -respout "$CV/$out.der" "$@" >"$TMP/$out.log" 2>&1 \
         || { cat "$TMP/$out.log" >&2; echo "make-corpus: $out.der failed" >&2; exit 1; }
@@ -130,7 +130,11 @@ resp good-certs       leaf   ca           index         -ndays $DAYS
 resp good-keyid       leaf   ca           index         -ndays $DAYS -resp_no_certs -resp_key_id
 resp good-nonce       nonce  ca           index         -ndays $DAYS -resp_no_certs
 resp good-sha256id    sha256 ca           index         -ndays $DAYS -resp_no_certs
-resp nonext           leaf   ca           index         -resp_no_certs
+# No nextUpdate: valid OCSP_NO_NEXT_UPDATE_MAX_AGE (1 h) from thisUpdate, so
+# the one that must verify at FUZZ_NOW is signed half an hour before it;
+# nonext-old (signed now) is refused there for its age.
+RESP_PREFIX="faketime 2099-12-31T23:30:00" resp nonext leaf ca index -resp_no_certs
+resp nonext-old       leaf   ca           index         -resp_no_certs
 resp expired          leaf   ca           index         -ndays 1 -resp_no_certs
 resp revoked          leaf   ca           index-revoked -ndays $DAYS -resp_no_certs
 resp unknown          leaf   ca           index-unknown -ndays $DAYS -resp_no_certs

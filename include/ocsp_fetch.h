@@ -27,8 +27,9 @@
 #define OCSP_MAX_RESPONSE_SIZE (64 * 1024)
 /* Clock difference tolerated between us and the responder, for thisUpdate. */
 #define OCSP_MAX_CLOCK_SKEW    apr_time_from_sec(5 * 60)
-/* A response without nextUpdate is kept this long after it was fetched. */
-#define OCSP_NO_NEXT_UPDATE_LIFETIME apr_time_from_sec(60 * 60)
+/* A response without nextUpdate is valid this long after its thisUpdate,
+ * and refused once it is older. */
+#define OCSP_NO_NEXT_UPDATE_MAX_AGE apr_time_from_sec(60 * 60)
 
 /* A server certificate with its issuer: opaque. The X509 objects are freed
  * when the pool is. */
@@ -103,7 +104,8 @@ apr_status_t ocsp_http_post(unsigned char **pbody, apr_size_t *plen,
 /* Verifies a DER OCSPResponse for cert at time now: basic response, signed by
  * the issuer or by a responder the issuer certified for OCSP signing,
  * exactly one single response and it is for this certificate's CertID, thisUpdate not in the future
- * (beyond OCSP_MAX_CLOCK_SKEW), nextUpdate not passed.
+ * (beyond OCSP_MAX_CLOCK_SKEW), nextUpdate not passed (without one:
+ * thisUpdate not older than OCSP_NO_NEXT_UPDATE_MAX_AGE).
  * APR_SUCCESS: *verdict describes a verified response.
  * OCSP_ERESPONDER: well-formed, non-successful status in verdict->resp_status.
  * OCSP_EVERIFY (or another error): unusable; *perr says why. */
@@ -111,6 +113,12 @@ apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,
                                   const unsigned char *der, apr_size_t der_len,
                                   apr_time_t now, const char **perr,
                                   apr_pool_t *p);
+
+/* The producedAt of a DER OCSP response (a basic response), 0 when it has
+ * none: what breaks a tie between two responses with the same thisUpdate.
+ * No verification: call it only on responses verified before. */
+apr_time_t ocsp_response_produced_at(const unsigned char *der,
+                                     apr_size_t der_len);
 
 /* Request, POST and verify against each URL in turn until one answers with a
  * verified response (APR_SUCCESS) or, failing that, a responder error

@@ -7,13 +7,17 @@
  * again and the verdict taken from that verification; times and plans are
  * bounded like our own. Only the refresh reads them, never a handshake. */
 
-#include "ocspstaple_shared.h"
+#include "ocspstaple_state.h"
 
-/* Reads e's record from cache. Returns 1 and fills *rec (from p) when it
- * verifies and is newer than this process's copy; 0 otherwise (a bad record
- * is logged once per certificate and process). */
+/* Reads e's record from cache. Returns 1 and fills *out (from p) with what
+ * to publish: its response when it verifies and is newer than ours
+ * (ocspstaple_replaces), else our own copy with its schedule when it tells
+ * of a later attempt. 0: nothing to take (a bad, older or error record is
+ * logged once per certificate and server). A shared cache can delay a
+ * renewal; it can never make a server staple something older, unverified
+ * or unsigned. */
 int ocspstaple_fleet_read(ocspstaple_entry *e, stapling_cache *cache,
-                          ocspstaple_shared *sh, stapling_record *rec,
+                          ocspstaple_shared *sh, stapling_record *out,
                           apr_pool_t *p);
 
 #endif /* OCSPSTAPLE_FLEET_H */

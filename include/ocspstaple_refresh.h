@@ -29,6 +29,10 @@ void ocspstaple_startup(ocspstaple_state *st, server_rec *s,
 apr_status_t ocspstaple_watchdog_register(ocspstaple_state *st, server_rec *s,
                                           apr_pool_t *pconf);
 
+/* Takes into this process's copies what other processes published since
+ * it last looked (the shared journal). */
+void ocspstaple_take_changes(ocspstaple_state *st, apr_pool_t *p);
+
 /* child_init, before the child serves: takes every record published so far
  * from the local cache (no fetch, no network, no verification) and plans
  * this process's schedule. */

@@ -35,7 +35,6 @@ typedef struct {
     stapling_record     local;          /* der is malloc'd, owned here */
     const char         *static_file;    /* the OCSPStaplingFile serving it */
     apr_uint32_t        seen_version;   /* of slot->version, taken here */
-    int                 cache_complaint;/* logged a bad fleet record once */
     apr_time_t          wake_at;        /* ocspstaple_schedule.h */
     int                 heap_pos;       /* -1: not scheduled */
 } ocspstaple_entry;

@@ -39,6 +39,7 @@ typedef struct ocspstaple_slot {
 #define OCSPSTAPLE_ALERT_MUST_STAPLE   1u
 #define OCSPSTAPLE_ALERT_FILE_EXPIRING 2u
 #define OCSPSTAPLE_ALERT_FILE_EXPIRED  4u
+/* (0x0100-0x1000: complaints about fleet records, ocspstaple_fleet.c) */
 /* Alert bits of the server. */
 #define OCSPSTAPLE_SERVER_CACHE_TROUBLE 1u
 #define OCSPSTAPLE_SERVER_STORE_OFF     2u

@@ -49,6 +49,11 @@ void ocspstaple_publish(ocspstaple_state *st, ocspstaple_entry *e,
                         const stapling_record *rec, int to_fleet,
                         apr_pool_t *p);
 
+/* Whether cand's response may replace cur's: stapling_record_order, ties
+ * broken by producedAt. Only a verified, newer response wins. */
+int ocspstaple_replaces(const stapling_record *cand,
+                        const stapling_record *cur, apr_time_t now);
+
 /* Takes e's record from the local cache into this process's copy (after
  * another process published it). version: slot version read before. */
 void ocspstaple_take_local(ocspstaple_state *st, ocspstaple_entry *e,

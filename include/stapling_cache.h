@@ -50,13 +50,6 @@ apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
                                 const unsigned char *id, apr_size_t id_len,
                                 stapling_record *rec, apr_pool_t *p);
 
-/* The encoded record stored under id, not decoded: for the root parent,
- * which copies bytes and never reads them. */
-apr_status_t stapling_cache_get_raw(stapling_cache *cache, server_rec *s,
-                                   const unsigned char *id, apr_size_t id_len,
-                                   unsigned char **pbuf, apr_size_t *plen,
-                                   apr_pool_t *p);
-
 /* Whether the cache is shared memory (shmcb) that only the processes of
  * this server can reach. */
 int stapling_cache_is_shm(const stapling_cache *cache);

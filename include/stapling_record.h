@@ -62,4 +62,25 @@ const char *stapling_source_str(stapling_source source);
 int stapling_record_stapleable(const stapling_record *rec, apr_time_t now,
                                int accept_errors);
 
+/* Whether cand's response may replace cur's (cur may hold nothing):
+ *  - only a response that can be stapled replaces anything;
+ *  - an error answer or an "unknown" replaces only what cannot be stapled
+ *    as good or revoked;
+ *  - a good or revoked response replaces only one with an earlier
+ *    thisUpdate, also when cur's response expired or only its verdict is
+ *    left (a record without DER keeps the mark), so nothing ever goes back
+ *    in time. Fields nobody verified (fetched_at, plans, origin) play no
+ *    part.
+ * STAPLING_TIE: the same thisUpdate; the caller breaks it with producedAt
+ * (from the DER: ocsp_response_produced_at). */
+typedef enum {
+    STAPLING_KEEP = 0,
+    STAPLING_REPLACE = 1,
+    STAPLING_TIE = 2
+} stapling_order;
+
+stapling_order stapling_record_order(const stapling_record *cand,
+                                     const stapling_record *cur,
+                                     apr_time_t now);
+
 #endif /* STAPLING_RECORD_H */

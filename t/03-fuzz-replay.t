@@ -19,6 +19,7 @@ my %verify = (
     'good-keyid'        => qr/^verified good$/,
     'good-nonce'        => qr/^verified good$/,
     'nonext'            => qr/^verified good$/,
+    'nonext-old'        => qr/^refused: no nextUpdate and older than the maximum age/,
     'delegated'         => qr/^verified good$/,
     'delegated-ec'      => qr/^verified good$/,
     'revoked'           => qr/^verified revoked$/,

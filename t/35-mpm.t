@@ -1,7 +1,8 @@
 # Every MPM staples without a gap: prefork, worker and event each staple from
 # the first handshake, keep stapling while child processes are recycled
 # (MaxConnectionsPerChild 3: a new child every 3 connections), and after a
-# graceful restart.
+# graceful restart (served from the store, on by default: a reload never
+# waits on a responder).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -28,7 +29,7 @@ my %mpm_conf = (
 
 for my $mpm (@MPMS) {
     my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => "httpd-$mpm",
-        mpm => $mpm, store => 'off',
+        mpm => $mpm, store => "$w/store-$mpm",
         mpm_conf => { %{ $mpm_conf{$mpm} }, MaxConnectionsPerChild => 3 },
         vhosts => [ { name => 'rsa.test', cert => 'rsa' },
                     { name => 'ecdsa.test', cert => 'ecdsa' } ]);

@@ -774,16 +774,23 @@ static void test_verify(void)
           "verify unknown.der vs noaia: APR_SUCCESS, UNKNOWN",
           "%s %s", res(rv, err, p), verdict_str(&v, p));
 
-    /* no nextUpdate: kept OCSP_NO_NEXT_UPDATE_LIFETIME after the fetch */
+    /* no nextUpdate: valid OCSP_NO_NEXT_UPDATE_MAX_AGE from thisUpdate */
     rv = verify(&v, rsa, "nonext", now, &err, p);
     if (check(rv == APR_SUCCESS && v.cert_status == OCSP_CERT_GOOD,
               "verify nonext.der (no nextUpdate) vs rsa: APR_SUCCESS, GOOD",
               "%s %s", res(rv, err, p), verdict_str(&v, p))) {
+        apr_time_t too_old = v.this_update + OCSP_NO_NEXT_UPDATE_MAX_AGE;
+
         check(v.next_update == 0, "nonext.der: next_update 0",
               "%s", verdict_str(&v, p));
-        check(v.expires == now + OCSP_NO_NEXT_UPDATE_LIFETIME,
-              "nonext.der: expires == now + OCSP_NO_NEXT_UPDATE_LIFETIME",
+        check(v.expires == too_old,
+              "nonext.der: expires == thisUpdate + OCSP_NO_NEXT_UPDATE_MAX_AGE",
               "%s; now %" APR_TIME_T_FMT, verdict_str(&v, p), now);
+        /* Read again later it does not get younger: refused at its age. */
+        rv = verify(&v, rsa, "nonext", too_old, &err, p);
+        check(rv == OCSP_EVERIFY && err && strstr(err, "maximum age"),
+              "nonext.der at thisUpdate + max age: refused for its age",
+              "%s", res(rv, err, p));
     }
 
     /* delegated responder */

@@ -192,6 +192,67 @@ static void test_stapleable(void)
        "a record without DER (a fetch plan only) is never stapled");
 }
 
+/* rec with a response of status st (resp_status 3 = tryLater when st is
+ * NONE), thisUpdate tu, valid until SEC(200). */
+static stapling_record answer(ocsp_cert_status st, apr_time_t tu)
+{
+    stapling_record rec = sample();
+
+    rec.verdict.this_update = tu;
+    rec.verdict.cert_status = st;
+    rec.verdict.resp_status = st == OCSP_CERT_NONE ? 3 : 0;
+    return rec;
+}
+
+static void test_order(void)
+{
+    apr_time_t now = SEC(150);
+    stapling_record good = answer(OCSP_CERT_GOOD, SEC(100));
+    stapling_record newer = answer(OCSP_CERT_GOOD, SEC(120));
+    stapling_record revoked = answer(OCSP_CERT_REVOKED, SEC(110));
+    stapling_record unknown = answer(OCSP_CERT_UNKNOWN, SEC(140));
+    stapling_record trylater = answer(OCSP_CERT_NONE, 0);
+    stapling_record none, expired = answer(OCSP_CERT_GOOD, SEC(120));
+
+    memset(&none, 0, sizeof(none));
+    expired.verdict.expires = SEC(140);
+    ok(stapling_record_order(&newer, &good, now) == STAPLING_REPLACE,
+       "a later thisUpdate replaces");
+    ok(stapling_record_order(&good, &revoked, now) == STAPLING_KEEP,
+       "an older good never replaces a newer revoked");
+    ok(stapling_record_order(&revoked, &good, now) == STAPLING_REPLACE,
+       "a newer revoked replaces good");
+    ok(stapling_record_order(&good, &good, now) == STAPLING_TIE,
+       "the same thisUpdate: a tie for producedAt");
+    ok(stapling_record_order(&unknown, &good, now) == STAPLING_KEEP
+       && stapling_record_order(&unknown, &revoked, now) == STAPLING_KEEP,
+       "unknown never replaces good or revoked, however new");
+    ok(stapling_record_order(&trylater, &good, now) == STAPLING_KEEP,
+       "an error answer never replaces a response");
+    ok(stapling_record_order(&good, &unknown, now) == STAPLING_REPLACE
+       && stapling_record_order(&good, &trylater, now) == STAPLING_REPLACE,
+       "good replaces unknown or an error answer, even if older");
+    ok(stapling_record_order(&unknown, &none, now) == STAPLING_REPLACE
+       && stapling_record_order(&trylater, &none, now) == STAPLING_REPLACE,
+       "with nothing else, an error answer or unknown is taken");
+    ok(stapling_record_order(&good, &expired, now) == STAPLING_KEEP
+       && stapling_record_order(&newer, &good, now) == STAPLING_REPLACE,
+       "an older response never replaces a newer one, even an expired one");
+    expired.der_len = 0;
+    expired.der = NULL;
+    ok(stapling_record_order(&good, &expired, now) == STAPLING_KEEP,
+       "a record without DER keeps the thisUpdate mark");
+    ok(stapling_record_order(&unknown, &expired, now) == STAPLING_REPLACE,
+       "an unknown is taken when nothing can be stapled");
+    ok(stapling_record_order(&expired, &none, now) == STAPLING_KEEP
+       && stapling_record_order(&none, &good, now) == STAPLING_KEEP,
+       "an expired response or a bare plan replaces nothing");
+    newer.fetched_at = SEC(1);
+    good.fetched_at = SEC(149);
+    ok(stapling_record_order(&good, &newer, now) == STAPLING_KEEP,
+       "fetched_at plays no part");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -204,6 +265,7 @@ int main(void)
     test_record_roundtrip(p);
     test_record_corrupt(p);
     test_stapleable();
+    test_order();
     printf("1..%d\n", n_tests);
     apr_pool_destroy(p);
     apr_terminate();
