@@ -100,6 +100,18 @@ sub wait_until {
     }
 }
 
+# stop_child(PID): a child of ours: TERM, wait (bounded), then KILL; reaped.
+sub stop_child {
+    my ($pid) = @_;
+    return unless $pid;
+    kill 'TERM', $pid;
+    my $gone = wait_until(10, sub { waitpid($pid, POSIX::WNOHANG()) == $pid });
+    if (!$gone) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+}
+
 # run_logged(FILE, CMD...): runs CMD with stdout and stderr in FILE; returns
 # its exit status.
 sub run_logged {
@@ -315,13 +327,7 @@ sub signal_stop {
 sub stop {
     my ($self) = @_;
     BenchKit::untrack($self);
-    my $pid = delete $self->{pid} or return 1;
-    kill 'TERM', $pid;
-    my $gone = BenchKit::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid });
-    if (!$gone) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-    }
+    BenchKit::stop_child(delete $self->{pid});
     return 1;
 }
 
@@ -378,13 +384,7 @@ sub signal_stop {
 sub stop {
     my ($self) = @_;
     BenchKit::untrack($self);
-    my $pid = delete $self->{pid} or return 1;
-    kill 'TERM', $pid;
-    my $gone = BenchKit::wait_until(10, sub { waitpid($pid, WNOHANG) == $pid });
-    if (!$gone) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-    }
+    BenchKit::stop_child(delete $self->{pid});
     return 1;
 }
 
