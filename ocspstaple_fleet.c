@@ -136,19 +136,35 @@ static int vet_times(const ocspstaple_entry *e, const stapling_record *local,
     return 1;
 }
 
+/* The latest a schedule from the shared cache may put our next fetch:
+ * with a response of our own, well before it expires (a tenth of its
+ * validity); with none, a cold backoff step from now. So whoever writes to
+ * the cache can delay a renewal, never make a server let its response
+ * expire. */
+static apr_time_t hint_cap(const stapling_record *local, apr_time_t now)
+{
+    if (stapling_record_stapleable(local, now, 0)) {
+        return local->verdict.expires
+               - (local->verdict.expires - local->verdict.this_update) / 10;
+    }
+    return now + REFRESH_BACKOFF_MAX_COLD * 5 / 4;
+}
+
 /* Only the schedule of rec counts (its response, if any, is not taken):
  * our own copy with rec's plan, when rec tells of a later attempt than we
  * know of, so that the fleet keeps one schedule. Returns 1 when *out is
  * worth publishing. */
 static int merge_plan(const stapling_record *local, const stapling_record *rec,
-                      stapling_record *out)
+                      stapling_record *out, apr_time_t now)
 {
+    apr_time_t cap = hint_cap(local, now);
+
     if (rec->attempted_at <= local->attempted_at) {
         return 0;
     }
     *out = *local;
     out->attempted_at = rec->attempted_at;
-    out->next_attempt = rec->next_attempt;
+    out->next_attempt = rec->next_attempt < cap ? rec->next_attempt : cap;
     out->failures = rec->failures;
     out->error = rec->error;
     return 1;
@@ -173,7 +189,7 @@ static int judge(ocspstaple_entry *e, const stapling_record *local,
         complain(e, FLEET_OLDER, "a response older than the one verified "
                  "here");
     }
-    return merge_plan(local, rec, out);
+    return merge_plan(local, rec, out, now);
 }
 
 int ocspstaple_fleet_read(ocspstaple_entry *e, stapling_cache *cache,

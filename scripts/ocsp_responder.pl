@@ -67,7 +67,16 @@
 #   switch/<mode>       answers as good while the --switch FILE does not
 #                       exist, as <mode> once it does: a responder that
 #                       turns bad between two fetches, without a restart
-# expired and future need faketime (Debian package faketime); without it
+#                       (and good again when the file is removed)
+#   nonext-old          correctly signed, without nextUpdate, thisUpdate two
+#                       days ago (faketime -2d): older than any maximum age
+#   replay/<name>       the bytes of the file <pki>/replay/<name>.der, as
+#                       they are, whatever was asked (404 without the file):
+#                       a response signed beforehand, e.g. one OLDER than
+#                       the current one (t/lib/OCSPOrder.pm writes them);
+#                       <name> is [A-Za-z0-9_.-]+. With switch:
+#                       switch/replay/<name>
+# expired, future and nonext-old need faketime (Debian package faketime); without it
 # they answer HTTP 500 and say why on stderr.
 #
 # Perl core modules only.
@@ -163,6 +172,23 @@ my %MODES = (
     nonext => sub {
         ocsp_sign_with({ validity => [] }, $_[0], 'intermediate.crt',
                        'intermediate.key', '-resp_no_certs');
+    },
+    # No nextUpdate and a thisUpdate two days old: refused by a client with
+    # a maximum age for such responses (mod_ssl's SSLStaplingResponseMaxAge).
+    'nonext-old' => sub {
+        ocsp_sign_with({ faketime => '-2d', validity => [] }, $_[0],
+                       'intermediate.crt', 'intermediate.key', '-resp_no_certs');
+    },
+    # A fixed DER file, replayed byte for byte (the request is not looked
+    # at): $_[2] is the <name> of replay/<name>.
+    replay => sub {
+        my $name = $_[2];
+        return (404, 'text/plain', "replay: no name\n")
+            unless defined $name && $name =~ /^[\w.-]+\z/;
+        my $der = slurp("$pki/replay/$name.der");
+        return (404, 'text/plain', "replay: no file $name.der\n")
+            unless defined $der && $der ne '';
+        return (200, 'application/ocsp-response', $der);
     },
     unknown => sub {
         ocsp_sign_with({ empty_index => 1 }, $_[0], 'intermediate.crt',
@@ -510,9 +536,17 @@ sub handle_connection {
     my (undef, $mode, $rest) = split m{/}, $path, 3;
     my $logpath = $path;
     # switch/<mode>: good until the --switch file exists, then <mode>.
+    # Modes with an argument in the path (replay/<name>): it is taken off
+    # before a GET request's base64 part, also while a switch says good.
+    my $arg;
     if (defined $mode && $mode eq 'switch') {
         ($mode, $rest) = split m{/}, $rest // '', 2;
+        ($arg, $rest) = split m{/}, $rest // '', 2
+            if defined $mode && $mode eq 'replay';
         $mode = 'good' unless defined $switch && -e $switch;
+    }
+    elsif (defined $mode && $mode eq 'replay') {
+        ($arg, $rest) = split m{/}, $rest // '', 2;
     }
     $mode = '-' unless defined $mode && $mode =~ /^[\w.-]+\z/;   # log-safe
     if ($method eq 'GET') {
@@ -533,7 +567,7 @@ sub handle_connection {
           !$handler     ? (404, 'text/plain', "unknown mode\n")
         : $body eq ''   ? (400, 'text/plain', "empty request\n")
         :                 $handler->(save_request($body),
-                                     "http://127.0.0.1:$port$logpath");
+                                     "http://127.0.0.1:$port$logpath", $arg);
     if (ref $status eq 'CODE') {            # a mode that does its own I/O
         my ($logstatus, $sent) = $status->($conn);
         log_request($mode, $logstatus, length $body, $sent, $logpath);

@@ -8,8 +8,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
-use POSIX qw(strftime);
 use OCSPServer qw(setup handshake describe hanging_listener);
+use OCSPLoad ();
 
 my $N = 200;
 my $TIMEOUT = 2;
@@ -17,73 +17,13 @@ plan tests => 14;
 OCSPServer::deadline(240);
 
 my ($w, $pki, $resp) = setup();
-my $dir = $pki->dir;
 my $SERIAL0 = 0x300000;
 
 # ---- 200 ECDSA P-256 leaves from the test PKI's intermediate --------------
-# One `openssl req -x509 -CA` per certificate (key, CSR and signature in one
-# go), 4 at a time; each listed as valid in index.txt for the responder.
-open my $cnf, '>', "$w/many.cnf" or die $!;
-print $cnf <<"EOF";
-[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = ext
-[dn]
-CN = placeholder
-[ext]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-authorityInfoAccess = OCSP;URI:${\ $pki->url('good') }
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-EOF
-close $cnf;
-
-my $t0 = time;
-my %running;
-my $failed = 0;
-for my $i (1 .. $N) {
-    if (keys %running >= 4) {
-        my $pid = wait;
-        $failed++ if $?;
-        delete $running{$pid};
-    }
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', "$w/many-$i.err";
-        no warnings 'exec';
-        exec 'openssl', 'req', '-x509', '-config', "$w/many.cnf",
-            '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-            '-keyout', "$dir/m$i.key", '-out', "$dir/m$i.pem",
-            '-subj', "/CN=m$i.test", '-addext', "subjectAltName=DNS:m$i.test",
-            '-CA', "$dir/intermediate.crt", '-CAkey', "$dir/intermediate.key",
-            '-days', 30, '-set_serial', $SERIAL0 + $i, '-sha256';
-        POSIX::_exit(127);
-    }
-    $running{$pid} = 1;
-}
-while (keys %running) {
-    my $pid = wait;
-    last if $pid < 0;
-    $failed++ if $?;
-    delete $running{$pid};
-}
-is($failed, 0, sprintf('%d certificates made in %.1f s', $N, time - $t0))
-    or BAIL_OUT(OCSPServer::slurp("$w/many-1.err"));
-
-my $expiry = strftime('%y%m%d%H%M%SZ', gmtime(time + 30 * 86400));
-my $intermediate = OCSPServer::slurp("$dir/intermediate.crt");
-open my $idx, '>>', "$dir/index.txt" or die $!;
-for my $i (1 .. $N) {
-    printf $idx "V\t%s\t\t%X\tunknown\t/CN=m%d.test\n", $expiry, $SERIAL0 + $i, $i;
-    open my $fh, '>', "$dir/m$i.crt" or die $!;
-    print $fh OCSPServer::slurp("$dir/m$i.pem"), $intermediate;
-    close $fh;
-}
-close $idx;
+my $made = eval { OCSPLoad::make_leaves($pki, $w, n => $N, prefix => 'm',
+                                        serial0 => $SERIAL0) };
+ok(defined $made, sprintf('%d certificates made in %.1f s', $N, $made // -1))
+    or BAIL_OUT($@);
 is($pki->serial('m1'), sprintf('%X', $SERIAL0 + 1), 'index.txt serials match the certificates');
 
 my @vhosts = map { { name => "m$_.test", cert => "m$_" } } 1 .. $N;

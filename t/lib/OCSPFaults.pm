@@ -14,10 +14,12 @@ package OCSPFaults;
 #            s_client prints it in lower case): OCSPSTAPLE0003 "responder answered STATUS"; stapled only
 #            with OCSPStaplingReturnResponderErrors on and only while no
 #            good response is at hand
-#   unknown  a verified response with status unknown: OCSPSTAPLE0005,
-#            stapled only with OCSPStaplingReturnResponderErrors on
+#   unknown  a verified response with status unknown: OCSPSTAPLE0005, a
+#            failure for the schedule; stapled only with
+#            OCSPStaplingReturnResponderErrors on and only while no good
+#            response is at hand
 #   nonext   a valid response without nextUpdate: OCSPSTAPLE0002, stapled
-#            (treated as valid for an hour)
+#            (valid for an hour from its thisUpdate)
 #   revoked  not a fault: the CA's verified word, OCSPSTAPLE0004 (crit),
 #            stapled, also in place of a good response
 use strict;
