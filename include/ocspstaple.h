@@ -14,7 +14,8 @@
  *   ocspstaple_fleet.h   records read from a cache other servers write
  *   ocspstaple_schedule.h  when each certificate needs attention next
  *   ocspstaple_state.h   one configuration generation; publish and update
- *   ocspstaple_refresh.h start-up helper, background refresh, alerts
+ *   ocspstaple_helper.h  the start-up helper (User/Group privileges)
+ *   ocspstaple_refresh.h start-up, background refresh
  *   ocspstaple_status.h  status page
  */
 
