@@ -78,11 +78,21 @@ const char *stapling_cache_create(stapling_cache **pcache, const char *spec,
     return NULL;
 }
 
+static int is_dbm(const stapling_cache *cache)
+{
+    return !strcmp(cache->provider->name, "dbm");
+}
+
+/* mod_socache_dbm's destroy deletes its files, and keeps nothing open
+ * between calls: for dbm, what survives a restart is the point (a restarted
+ * server finds its responses there), so it is not called. */
 static apr_status_t cache_destroy(void *data)
 {
     stapling_cache *cache = data;
 
-    cache->provider->destroy(cache->instance, ap_server_conf);
+    if (!is_dbm(cache)) {
+        cache->provider->destroy(cache->instance, ap_server_conf);
+    }
     return APR_SUCCESS;
 }
 
@@ -199,6 +209,9 @@ apr_status_t stapling_cache_get(stapling_cache *cache, server_rec *s,
     apr_status_t rv;
 
     rv = get_raw(cache, s, id, id_len, &buf, &len, p);
+    if (rv == APR_EGENERAL && is_dbm(cache)) {
+        return APR_NOTFOUND;  /* mod_socache_dbm's answer for a missing key */
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }

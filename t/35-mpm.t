@@ -12,7 +12,7 @@ use Time::HiRes qw(time sleep);
 use OCSPServer qw(setup handshake describe);
 
 my @MPMS = qw(prefork worker event);
-plan tests => 5 * @MPMS;
+plan tests => 6 * @MPMS;
 OCSPServer::deadline(180);
 
 my ($w, $pki, $resp) = setup();
@@ -38,10 +38,26 @@ for my $mpm (@MPMS) {
     ok($first->{stapled} && $first->{cert_status} eq 'good', "$mpm: first handshake stapled")
         or diag(describe($first));
 
+    # The server's child processes (from /proc) before and after the 15
+    # handshakes: MaxConnectionsPerChild 3 must have replaced some of them.
+    my ($parent, @before) = $h->processes;
     my @hs = map { handshake($h->port, $_ % 2 ? 'rsa.test' : 'ecdsa.test') } 1 .. 15;
     my @bad = grep { !$_->{stapled} } @hs;
     ok(!@bad, "$mpm: 15 handshakes while children are recycled, all stapled")
         or diag(map { describe($_) . "\n" } @bad);
+    my (@gone, @new, @after);
+    OCSPServer::wait_until(10, sub {
+        (undef, @after) = $h->processes;
+        my %was = map { $_ => 1 } @before;
+        my %now = map { $_ => 1 } @after;
+        @gone = grep { !$now{$_} } @before;
+        @new  = grep { !$was{$_} } @after;
+        @gone && @new;
+    }, 0.2);
+    ok(@before && @gone && @new,
+       "$mpm: children were recycled (" . scalar(@gone) . ' of ' . scalar(@before)
+       . ' gone, ' . scalar(@new) . ' new)')
+        or diag("children before: @before; after: @after");
 
     ok($h->graceful, "$mpm: graceful restart") or BAIL_OUT("$mpm: no server");
     my $after = handshake($h->port, 'rsa.test');

@@ -22,33 +22,79 @@ my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, mpm => 'prefork', store =
     vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
 ok($h->start, 'httpd (prefork, MaxConnectionsPerChild 1) starts') or BAIL_OUT('no server');
 
-# Handshakes every ~0.5 s until the renewal is logged (due at ~30 s), at
-# the latest until the first response is about to expire.
-my $ok_re = update_ok_re('rsa');
-my $first = handshake($h->port, 'rsa.test');
+# The responder's log: [epoch seconds (whole, when it is done), mode, ...].
+sub requests { map { [split ' '] } split /\n/, OCSPServer::slurp($resp->log_file) }
+
+# handshake_pid(): one handshake, and the PID of the child that served it
+# (mod_ssl's AH01964 "Connection to child ... established" line, logged at
+# info by the process that accepted the connection).
+sub handshake_pid {
+    my $off = $h->log_size;
+    my $r = handshake($h->port, 'rsa.test');
+    my ($l) = $h->log_lines(qr/AH01964: /, $off);
+    $r->{pid} = $l && $l =~ /\[pid (\d+)/ ? $1 : undef;
+    return $r;
+}
+
+# Handshakes every ~0.5 s until the responder sees the renewal request (due
+# at ~30 s), at the latest until the first response is about to expire.
+my (undef, @start_kids) = $h->processes;
+my $first = handshake_pid();
 my $expires = $first->{next_update} // time + 60;
 my @hs = ($first);
-while (time < $expires - 1 && $h->log_lines($ok_re) < 2) {
-    push @hs, handshake($h->port, 'rsa.test');
+my (undef, @renew_kids) = $h->processes;     # taken before each look at
+my @reqs = requests();                          # the responder's log
+while (time < $expires - 1 && @reqs < 2) {
+    push @hs, handshake_pid();
     sleep 0.5;
+    (undef, @renew_kids) = $h->processes;
+    @reqs = requests();
 }
 my @bad = grep { !$_->{stapled} } @hs;
 ok(@hs >= 20 && !@bad, scalar(@hs) . ' handshakes (a new child for each): all stapled')
     or diag(map { describe($_) . "\n" } @bad);
-my @owners = $h->log_lines(qr/OCSPSTAPLE0040: background refresh runs in process/);
-cmp_ok(scalar(@owners), '>=', 2, 'the refresh moved to another child when its child exited')
-    or diag(@owners);
-ok($h->log_lines($ok_re) >= 2, 'the response was renewed before it expired (second OCSPSTAPLE0002)')
-    or diag("first response expires ", scalar(gmtime $expires), " GMT; module log lines:\n",
-            $h->log_lines(qr/OCSPSTAPLE(?!0040)/), scalar(@owners), " OCSPSTAPLE0040 lines (refresh owner changes)");
 
+# By the renewal, every child that was there at the start has served its one
+# connection and exited: the renewal was made by a child started later.
+my %now = map { $_ => 1 } @renew_kids;
+my @left = grep { $now{$_} } @start_kids;
+ok(@start_kids && !@left, 'none of the ' . scalar(@start_kids) . ' children of the start'
+   . " is left when the renewal request comes (children then: @renew_kids)")
+    or diag("children at the start: @start_kids; still there: @left");
+
+# The renewal request reached the responder at the planned time: thisUpdate
+# + 50% of 60 s, minus up to 10% of the remaining 30 s (27 to 30 s), found
+# by a background tick (each second); the log has whole seconds.
+my $tu1 = $first->{this_update} // 0;
+my $at = @reqs >= 2 ? $reqs[1][0] - $tu1 : undef;
+ok(defined $at && $at >= 26 && $at <= 34 && $reqs[1][1] eq 'good',
+   sprintf('the responder got the renewal request %s s after thisUpdate (planned 27..30 s)',
+           $at // 'never'))
+    or diag("first response expires ", scalar(gmtime $expires), " GMT; responder log:\n",
+            OCSPServer::slurp($resp->log_file), "module log lines:\n",
+            $h->log_lines(qr/OCSPSTAPLE(?!0040)/));
+
+# From then on handshakes staple the renewed response: poll until the first
+# one does. A child that was already running takes it at its next background
+# tick (each second): the handshakes that start 1.5 s after that one, each in
+# a new child, must all staple it.
 my $later;
 OCSPServer::wait_until(5, sub {
-    $later = handshake($h->port, 'rsa.test');
-    $later->{stapled} && $later->{this_update} > ($first->{this_update} // 0);
+    $later = handshake_pid();
+    $later->{stapled} && ($later->{this_update} // 0) > $tu1;
 }, 0.2);
-ok($later->{stapled} && $later->{this_update} > ($first->{this_update} // 0),
-   'handshakes staple the renewed response') or diag(describe($later));
+my @more;
+OCSPServer::wait_until(20, sub {
+    push @more, handshake_pid();
+    grep({ $_->{time} >= $later->{time} + 1.5 } @more) >= 6;
+}, 0.2);
+my @after = ($later, grep { $_->{time} >= $later->{time} + 1.5 } @more);
+my %pids = map { ($_->{pid} // '?') => 1 } @after;
+my @old = grep { !$_->{stapled} || ($_->{this_update} // 0) <= $tu1 } @after;
+ok(@after >= 7 && !@old && keys(%pids) == @after,
+   scalar(@after) . ' handshakes after the renewal, in ' . scalar(keys %pids)
+   . ' different children: all staple the renewed response (later thisUpdate)')
+    or diag(map { 'pid ' . ($_->{pid} // '?') . ': ' . describe($_) . "\n" } $later, @more);
 is($resp->requests, scalar($h->log_lines(qr/OCSPSTAPLE000[2345]: /)),
    'one responder request per update for the whole server');
 
