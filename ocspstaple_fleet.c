@@ -185,7 +185,11 @@ static int judge(ocspstaple_entry *e, const stapling_record *local,
         return 1;
     }
     else if (rec->der_len
-             && rec->verdict.this_update < local->verdict.this_update) {
+             && rec->verdict.this_update < local->verdict.this_update
+             && rec->fetched_at > local->fetched_at) {
+        /* Older, yet claiming a later fetch: a stale edge, a replay or a
+         * forgery. (A peer that fetched before us publishes its older
+         * response with its later plans: normal, not worth a line.) */
         complain(e, FLEET_OLDER, "a response older than the one verified "
                  "here");
     }
