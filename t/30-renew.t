@@ -23,18 +23,7 @@ ok($h->start, 'httpd (prefork, StartServers 4) starts') or BAIL_OUT('no server')
 ok(OCSPServer::wait_until(10, sub { $h->processes >= 5 }), 'parent and at least 4 children')
     or diag('processes: ', join ' ', $h->processes);
 
-# handshake_pid(): one handshake, and the PID of the child that served it
-# (mod_ssl's AH01964 "Connection to child ... established" line, logged at
-# info by the process that accepted the connection).
-sub handshake_pid {
-    my $off = $h->log_size;
-    my $r = handshake($h->port, 'rsa.test');
-    my ($l) = $h->log_lines(qr/AH01964: /, $off);
-    $r->{pid} = $l && $l =~ /\[pid (\d+)/ ? $1 : undef;
-    return $r;
-}
-
-my $first = handshake_pid();
+my $first = $h->handshake_pid('rsa.test');
 ok($first->{stapled} && $first->{this_update}, 'first handshake stapled')
     or diag(describe($first));
 
@@ -61,7 +50,7 @@ ok(defined $at && $at >= 26 && $at <= 34 && !@meanwhile,
 # response up right after (at most a second per process): poll a few seconds.
 my $later;
 OCSPServer::wait_until(5, sub {
-    $later = handshake_pid();
+    $later = $h->handshake_pid('rsa.test');
     $later->{stapled} && ($later->{this_update} // 0) > $tu1;
 }, 0.2);
 ok($later->{stapled} && ($later->{this_update} // 0) > $tu1,
@@ -75,7 +64,7 @@ sleep 1.5;
 my ($parent, @kids) = $h->processes;
 my (@all, %served);
 OCSPServer::wait_until(30, sub {
-    my $r = handshake_pid();
+    my $r = $h->handshake_pid('rsa.test');
     push @all, $r;
     $served{$r->{pid} // '?'}++;
     !grep { !$served{$_} } @kids;

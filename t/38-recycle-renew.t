@@ -25,27 +25,16 @@ ok($h->start, 'httpd (prefork, MaxConnectionsPerChild 1) starts') or BAIL_OUT('n
 # The responder's log: [epoch seconds (whole, when it is done), mode, ...].
 sub requests { map { [split ' '] } split /\n/, OCSPServer::slurp($resp->log_file) }
 
-# handshake_pid(): one handshake, and the PID of the child that served it
-# (mod_ssl's AH01964 "Connection to child ... established" line, logged at
-# info by the process that accepted the connection).
-sub handshake_pid {
-    my $off = $h->log_size;
-    my $r = handshake($h->port, 'rsa.test');
-    my ($l) = $h->log_lines(qr/AH01964: /, $off);
-    $r->{pid} = $l && $l =~ /\[pid (\d+)/ ? $1 : undef;
-    return $r;
-}
-
 # Handshakes every ~0.5 s until the responder sees the renewal request (due
 # at ~30 s), at the latest until the first response is about to expire.
 my (undef, @start_kids) = $h->processes;
-my $first = handshake_pid();
+my $first = $h->handshake_pid('rsa.test');
 my $expires = $first->{next_update} // time + 60;
 my @hs = ($first);
 my (undef, @renew_kids) = $h->processes;     # taken before each look at
 my @reqs = requests();                          # the responder's log
 while (time < $expires - 1 && @reqs < 2) {
-    push @hs, handshake_pid();
+    push @hs, $h->handshake_pid('rsa.test');
     sleep 0.5;
     (undef, @renew_kids) = $h->processes;
     @reqs = requests();
@@ -80,12 +69,12 @@ ok(defined $at && $at >= 26 && $at <= 34 && $reqs[1][1] eq 'good',
 # a new child, must all staple it.
 my $later;
 OCSPServer::wait_until(5, sub {
-    $later = handshake_pid();
+    $later = $h->handshake_pid('rsa.test');
     $later->{stapled} && ($later->{this_update} // 0) > $tu1;
 }, 0.2);
 my @more;
 OCSPServer::wait_until(20, sub {
-    push @more, handshake_pid();
+    push @more, $h->handshake_pid('rsa.test');
     grep({ $_->{time} >= $later->{time} + 1.5 } @more) >= 6;
 }, 0.2);
 my @after = ($later, grep { $_->{time} >= $later->{time} + 1.5 } @more);

@@ -703,6 +703,19 @@ sub restart {
                                                           : $self->_fail('restart');
 }
 
+# handshake_pid(SERVERNAME): one handshake (OCSPServer::handshake), its
+# result with {pid}: the child that served it (mod_ssl's AH01964
+# "Connection to child ... established", logged at info by the process that
+# accepted the connection), undef when that line is missing.
+sub handshake_pid {
+    my ($self, $servername, %o) = @_;
+    my $off = $self->log_size;
+    my $r = OCSPServer::handshake($self->port, $servername, %o);
+    my ($l) = $self->log_lines(qr/AH01964: /, $off);
+    $r->{pid} = $l && $l =~ /\[pid (\d+)/ ? $1 : undef;
+    return $r;
+}
+
 # The PIDs of a process's children (from /proc).
 sub _children {
     my ($ppid) = @_;

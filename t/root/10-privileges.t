@@ -53,8 +53,9 @@ sub new {
         $SIG{$_} = sub { POSIX::_exit(0) } for qw(TERM INT);   # no END blocks here
         open my $out, '>>', $file or POSIX::_exit(1);
         $out->autoflush(1);
-        my $end = time + 200;                   # bounded even if orphaned
-        while (time < $end) {
+        # Samples every 50 ms until the test stops it (TERM) or, orphaned,
+        # its parent is gone; 200 s at most.
+        OCSPServer::wait_until(200, sub {
             my $now = time;
             for my $l (`ss -Htnp state established '$filter' 2>&1`) {
                 my ($port) = $l =~ /\S+:\d+\s+127\.0\.0\.1:(\d+)\s/ or next;
@@ -69,8 +70,8 @@ sub new {
                         join(',', split ' ', $gs // '');
                 }
             }
-            sleep 0.05;
-        }
+            return getppid() == 1;
+        }, 0.05);
         POSIX::_exit(0);
     }
     my $self = bless { pid => $pid, file => $file }, $class;
