@@ -31,9 +31,16 @@
 #           aia-nxdomain  http://nonexistent.invalid/ (never resolves, RFC 6761)
 #           aia-mixed     ldap://127.0.0.1/cn=ocsp, then .../good
 #
+# MKPKI_REUSE=SRC (an earlier PKI made by this script, e.g. the suite's
+# t/pki): its keys, CA and signer certificates and ready-made requests are
+# copied instead of made again; only the leaves, whose AIA URLs name PORT,
+# are signed anew. Key generation is most of the cost, and `make test` builds
+# a PKI per scenario: sharing one set of keys per run saves minutes of CPU.
+# A file SRC lacks (the optional sets' leaves) is made as usual.
+#
 # Non-interactive, no root needed, a few seconds (keys are generated in
-# parallel). Uses its own minimal openssl config so the system's
-# /etc/ssl/openssl.cnf cannot add surprise extensions.
+# parallel; under a second with MKPKI_REUSE). Uses its own minimal openssl
+# config so the system's /etc/ssl/openssl.cnf cannot add surprise extensions.
 set -eu
 set -o pipefail
 
@@ -47,6 +54,9 @@ case $PORT in ''|*[!0-9]*) usage ;; esac
 for set in $SETS; do
     case $set in faults|badaia) ;; *) usage ;; esac
 done
+
+REUSE=${MKPKI_REUSE:-}
+[ -z "$REUSE" ] || [ -f "$REUSE/root.crt" ] || { echo "mkpki: MKPKI_REUSE=$REUSE is no PKI" >&2; exit 2; }
 
 LEAF_DAYS=30      # short-lived leaves, like real-world server certs
 CA_DAYS=3650
@@ -73,9 +83,13 @@ next_serial() { NEXT_SERIAL=$((NEXT_SERIAL + 1)); }
 
 die() { echo "mkpki: $*" >&2; exit 1; }
 
+# reuse FILE: copies MKPKI_REUSE's FILE into DIR; false when there is none.
+reuse() { [ -n "$REUSE" ] && [ -f "$REUSE/$1" ] && cp "$REUSE/$1" "$DIR/$1"; }
+
 # ---- keys ---------------------------------------------------------------
 # newkey NAME rsa|ec : writes DIR/NAME.key (PKCS#8 PEM, unencrypted).
 newkey() {
+    reuse "$1.key" && return 0
     case $2 in
         rsa) openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
                  -out "$DIR/$1.key" ;;
@@ -195,8 +209,9 @@ make_leaf() {
 #   serial (hex, as openssl prints it), file name ("unknown"), subject.
 index_entry() {
     local name=$1 status=$2 serial end revdate=""
-    serial=$(openssl x509 -in "$DIR/$name.pem" -noout -serial | sed 's/^serial=//')
-    end=$(openssl x509 -in "$DIR/$name.pem" -noout -enddate | sed 's/^notAfter=//')
+    { read -r serial; read -r end; } < <(openssl x509 -in "$DIR/$name.pem" -noout -serial -enddate)
+    serial=${serial#serial=}
+    end=${end#notAfter=}
     end=$(TZ=UTC date -d "$end" +%y%m%d%H%M%SZ)
     # Revoked an hour ago, reason keyCompromise (shows up in -resp_text).
     [ "$status" = R ] && revdate="$(TZ=UTC date -d '1 hour ago' +%y%m%d%H%M%SZ),keyCompromise"
@@ -261,11 +276,17 @@ while read -r name kt _; do
 done <<< "$LEAVES"
 for p in $pids; do wait "$p" || die "key generation failed"; done
 
-make_root
-make_intermediate
-make_ocsp_signer ocsp-signer yes
-make_ocsp_signer ocsp-signer-noeku no
-make_rogue
+# ca_cert NAME MAKER...: NAME.crt from MKPKI_REUSE (its serial is still
+# counted, so the leaves' serials stay the same), or made by MAKER.
+ca_cert() {
+    local name=$1; shift
+    if reuse "$name.crt"; then next_serial; else "$@"; fi
+}
+ca_cert root make_root
+ca_cert intermediate make_intermediate
+ca_cert ocsp-signer make_ocsp_signer ocsp-signer yes
+ca_cert ocsp-signer-noeku make_ocsp_signer ocsp-signer-noeku no
+ca_cert rogue make_rogue
 
 : > "$DIR/index.txt"
 # Our index never needs unique subjects; saying so silences openssl warnings.
@@ -281,20 +302,19 @@ while read -r name kt san urls; do
     if [ "$name" = revoked ]; then index_entry "$name" R; else index_entry "$name" V; fi
     # A request without nonce, as mod_ocspstaple sends (and as the responder's
     # wrongserial mode replays requests/sni2.der).
-    openssl ocsp -issuer "$DIR/intermediate.crt" -cert "$DIR/$name.pem" \
-        -no_nonce -reqout "$DIR/requests/$name.der" >/dev/null
+    # (Same serial, same issuer: MKPKI_REUSE's request is this one.)
+    reuse "requests/$name.der" ||
+        openssl ocsp -issuer "$DIR/intermediate.crt" -cert "$DIR/$name.pem" \
+            -no_nonce -reqout "$DIR/requests/$name.der" >/dev/null
 done <<< "$LEAVES"
 
-# Fail loudly if any chain is broken.
+# Fail loudly if any chain is broken (one openssl run checks them all).
+chains=("$DIR/ocsp-signer.crt" "$DIR/ocsp-signer-noeku.crt")
 while read -r name _; do
-    [ -n "$name" ] || continue
-    openssl verify -CAfile "$DIR/root.crt" -untrusted "$DIR/intermediate.crt" \
-        "$DIR/$name.pem" >/dev/null || die "chain of $name.pem does not verify"
+    [ -n "$name" ] && chains+=("$DIR/$name.pem")
 done <<< "$LEAVES"
-for n in ocsp-signer ocsp-signer-noeku; do
-    openssl verify -CAfile "$DIR/root.crt" -untrusted "$DIR/intermediate.crt" \
-        "$DIR/$n.crt" >/dev/null || die "chain of $n.crt does not verify"
-done
+openssl verify -CAfile "$DIR/root.crt" -untrusted "$DIR/intermediate.crt" \
+    "${chains[@]}" >"$TMP/verify.out" 2>&1 || die "a chain does not verify: $(grep -v ': OK$' "$TMP/verify.out")"
 
 rm -rf "$TMP"
 echo "mkpki: PKI in $DIR (OCSP port $PORT)"

@@ -195,8 +195,13 @@ sub slurp {
 # pki(DIR, PORT, [SET...]): scripts/mkpki.sh DIR PORT [SET...]; the leaves'
 # AIA URLs point to http://127.0.0.1:PORT/<mode>; SETs add optional leaves
 # (faults, badaia: see mkpki.sh). Returns an OCSPServer::PKI.
+# Under t/run-tests.sh every scenario signs its leaves with the keys and CAs
+# of the run's own PKI (OCSP_PKI, passed as MKPKI_REUSE): one set of keys
+# per run, a fresh port in the AIA URLs of each scenario.
 sub pki {
     my ($dir, $port, @sets) = @_;
+    local $ENV{MKPKI_REUSE} = $ENV{OCSP_PKI}
+        if $ENV{OCSP_PKI} && -f "$ENV{OCSP_PKI}/root.crt";
     my $out = OCSPTest::run_capture('timeout', 120, "$ROOT/scripts/mkpki.sh",
                                     $dir, $port, @sets);
     die "mkpki.sh $dir $port failed:\n$out" unless -f "$dir/root.crt"
