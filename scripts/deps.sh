@@ -14,9 +14,11 @@ set -eu
 # OCSP responses by running `openssl ocsp` under a shifted clock.
 # gnutls-bin: t/16-other-clients.t checks staples with gnutls-cli (GnuTLS),
 # a TLS client nobody here wrote.
+# libio-socket-ssl-perl: the test responder's HTTPS mode
+# (ocsp_responder.pl --tls, t/67-responder-transport.t).
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
           libapache2-mod-perl2 perl make gcc redis-server memcached faketime
-          gnutls-bin $*"
+          gnutls-bin libio-socket-ssl-perl $*"
 
 missing=""
 for pkg in $PACKAGES; do

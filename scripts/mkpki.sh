@@ -30,6 +30,11 @@
 #           aia-broken    http//broken (malformed: no "://")
 #           aia-nxdomain  http://nonexistent.invalid/ (never resolves, RFC 6761)
 #           aia-mixed     ldap://127.0.0.1/cn=ocsp, then .../good
+#   responder  responder transports (t/67-responder-transport.t):
+#           responder-tls  the TLS server certificate of an HTTPS responder
+#                          (ocsp_responder.pl --tls): SAN IP:127.0.0.1,
+#                          IP:::1, DNS:localhost; no AIA
+#           v6aia          AIA http://[::1]:PORT/good (an IPv6 responder)
 #
 # MKPKI_REUSE=SRC (an earlier PKI made by this script, e.g. the suite's
 # t/pki): its keys, CA and signer certificates and ready-made requests are
@@ -44,7 +49,7 @@
 set -eu
 set -o pipefail
 
-usage() { echo "usage: $0 DIR PORT [faults] [badaia]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR PORT [faults] [badaia] [responder]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 DIR=$1
 PORT=$2
@@ -52,7 +57,7 @@ shift 2
 SETS="$*"
 case $PORT in ''|*[!0-9]*) usage ;; esac
 for set in $SETS; do
-    case $set in faults|badaia) ;; *) usage ;; esac
+    case $set in faults|badaia|responder) ;; *) usage ;; esac
 done
 
 REUSE=${MKPKI_REUSE:-}
@@ -261,6 +266,11 @@ aia-ldap     ec DNS:aia-ldap.test     ldap://127.0.0.1/cn=ocsp
 aia-broken   ec DNS:aia-broken.test   http//broken
 aia-nxdomain ec DNS:aia-nxdomain.test http://nonexistent.invalid/
 aia-mixed    ec DNS:aia-mixed.test    ldap://127.0.0.1/cn=ocsp $BASE/good
+" ;;
+    responder)
+        LEAVES="$LEAVES
+responder-tls ec IP:127.0.0.1,IP:::1,DNS:localhost -
+v6aia         ec DNS:v6aia.test                   http://[::1]:$PORT/good
 " ;;
     esac
 done

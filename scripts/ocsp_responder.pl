@@ -1,11 +1,13 @@
 #!/usr/bin/perl
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
-#                   [--delay SECONDS] [--switch FILE]
+#                   [--delay SECONDS] [--switch FILE] [--bind ADDR]
+#                   [--tls CERT,KEY]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
 # Why not `openssl ocsp -port`: it listens on all interfaces and answers every
-# request the same way. This front end binds to 127.0.0.1 only and lets the
+# request the same way. This front end binds to a loopback address only
+# (127.0.0.1 unless --bind says ::1 or another 127.x.y.z) and lets the
 # URL path pick a behaviour ("mode"), so one responder serves every test
 # scenario; the leaves made by scripts/mkpki.sh carry the mode in their AIA
 # URL (http://127.0.0.1:P/good, /delegated, ...). The OCSP work itself is
@@ -18,11 +20,15 @@
 #
 # Log: one line per request, appended to --log:
 #   <epoch> <mode> <http-status> <request-bytes> <response-bytes> <path>
+#   <peer-address> <scheme>
 # Tests count these lines, so every request that gets an answer is logged;
 # so are the fault modes that give none (hang, close: status "-", logged when
 # the client has gone). <path> is the request path without a GET request's
 # base64 part, so tests can tell apart clients that use the same mode under
-# different paths (/garbage/a, /garbage/b).
+# different paths (/garbage/a, /garbage/b). <peer-address> is the client's
+# address (127.0.0.1, ::1), <scheme> http or https. With --tls, a client
+# that gives up during the TLS handshake (it refused our certificate) is
+# logged too, as mode "-", status "tls-failed", path "-".
 #
 # Runs in the foreground (callers background it with &). The PID is written
 # to --pidfile once the socket is listening, so callers can wait for that
@@ -31,6 +37,16 @@
 # --delay SECONDS (fractions allowed): a slow responder. Each request is read
 # at once, then answered only after this delay (tests of slow and hanging
 # responders: the client's timeout, not ours, ends the exchange).
+#
+# --bind ADDR: the loopback address to listen on: 127.0.0.1 (the default),
+# another 127.x.y.z, or ::1 (IPv6). Anything else is refused: the responder
+# is never reachable from outside the machine.
+#
+# --tls CERT,KEY: HTTPS instead of HTTP (PEM files: the certificate, with
+# its chain after it, and its key), e.g. mkpki.sh's responder-tls leaf. The
+# TLS handshake runs in the connection's child, bounded like the rest of
+# the exchange. Needs IO::Socket::SSL (Debian package
+# libio-socket-ssl-perl), loaded only then.
 #
 # Modes (the first path segment; anything after it is ignored for POST):
 #   good, delegated     correct responses (issuer, delegated signer)
@@ -79,14 +95,14 @@
 # expired, future and nonext-old need faketime (Debian package faketime); without it
 # they answer HTTP 500 and say why on stderr.
 #
-# Perl core modules only.
+# Perl core modules only, plus IO::Socket::SSL for --tls.
 use strict;
 use warnings;
 
 use Fcntl qw(O_WRONLY O_APPEND O_CREAT);
 use File::Temp qw(tempdir);
 use Getopt::Long qw(GetOptions);
-use IO::Socket::INET;
+use IO::Socket::IP;
 use MIME::Base64 qw(decode_base64);
 use POSIX qw(WNOHANG _exit sigprocmask SIG_BLOCK SIG_SETMASK SIGCHLD);
 use Time::HiRes ();
@@ -95,7 +111,8 @@ my $MAX_REQUEST = 64 * 1024;   # OCSP requests are a few hundred bytes
 my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
 
 # ---- options --------------------------------------------------------------
-my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch);
+my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch, $tls);
+my $bind = '127.0.0.1';
 GetOptions(
     'port=i'    => \$port,
     'pki=s'     => \$pki,
@@ -105,13 +122,35 @@ GetOptions(
     'ndays=i'   => \$ndays,
     'delay=f'   => \$delay,
     'switch=s'  => \$switch,
+    'bind=s'    => \$bind,
+    'tls=s'     => \$tls,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
 usage("--delay must be between 0 and 3600 seconds")
     if defined $delay && ($delay < 0 || $delay > 3600);
+usage("--bind takes a loopback address: 127.0.0.1 (127.x.y.z) or ::1")
+    unless $bind =~ /^127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\z/ || $bind eq '::1';
 die "ocsp_responder: $pki/index.txt not found (run scripts/mkpki.sh)\n"
     unless -f "$pki/index.txt";
+my ($tls_cert, $tls_key) = tls_files($tls);
+
+# The URL clients reach us under, up to the port (redirect answers name it).
+my $BASE = ($tls ? 'https' : 'http') . '://'
+         . ($bind =~ /:/ ? "[$bind]" : $bind) . ":$port";
+
+# --tls CERT,KEY: both files must be there, and IO::Socket::SSL installed.
+sub tls_files {
+    my ($arg) = @_;
+    return () unless defined $arg;
+    my ($crt, $key) = split /,/, $arg, 2;
+    usage("--tls takes CERT,KEY") unless defined $key && $crt ne '' && $key ne '';
+    -r $_ or die "ocsp_responder: --tls: cannot read $_\n" for $crt, $key;
+    eval { require IO::Socket::SSL; 1 }
+        or die "ocsp_responder: --tls needs IO::Socket::SSL"
+             . " (Debian package libio-socket-ssl-perl)\n";
+    return ($crt, $key);
+}
 
 # nextUpdate of every response. Without -nmin/-ndays openssl omits
 # nextUpdate altogether, which clients treat very differently, so we always
@@ -123,7 +162,8 @@ sub usage {
     my ($msg) = @_;
     print STDERR "ocsp_responder: $msg\n" if $msg;
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
-               . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]\n";
+               . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]"
+               . " [--bind ADDR] [--tls CERT,KEY]\n";
     exit 2;
 }
 
@@ -469,10 +509,13 @@ sub slurp {
 sysopen(my $LOG, $logfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
     or die "ocsp_responder: cannot open $logfile: $!\n";
 
+my $PEER = '-';                 # the client's address, set in each child
+
 sub log_request {
     my ($mode, $status, $reqlen, $resplen, $path) = @_;
     $path = '-' unless defined $path && $path =~ m{^/[\w./-]*\z};   # log-safe
-    syswrite($LOG, join(' ', time, $mode, $status, $reqlen, $resplen, $path) . "\n");
+    syswrite($LOG, join(' ', time, $mode, $status, $reqlen, $resplen, $path,
+                        $PEER, $tls ? 'https' : 'http') . "\n");
 }
 
 # ---- HTTP -----------------------------------------------------------------
@@ -566,8 +609,7 @@ sub handle_connection {
     my ($status, $ctype, $resp, $location) =
           !$handler     ? (404, 'text/plain', "unknown mode\n")
         : $body eq ''   ? (400, 'text/plain', "empty request\n")
-        :                 $handler->(save_request($body),
-                                     "http://127.0.0.1:$port$logpath", $arg);
+        :                 $handler->(save_request($body), "$BASE$logpath", $arg);
     if (ref $status eq 'CODE') {            # a mode that does its own I/O
         my ($logstatus, $sent) = $status->($conn);
         log_request($mode, $logstatus, length $body, $sent, $logpath);
@@ -586,14 +628,30 @@ sub save_request {
     return "$dir/req.der";
 }
 
+# With --tls: the server side of the TLS handshake on an accepted
+# connection (in its child, so a stuck client never holds up accept).
+# False, and logged, when the client gave up: e.g. it refused our
+# certificate, which is what tests of responder verification look for.
+sub start_tls {
+    my ($conn) = @_;
+    return 1 unless $tls;
+    return 1 if IO::Socket::SSL->start_SSL($conn,
+        SSL_server    => 1,
+        SSL_cert_file => $tls_cert,
+        SSL_key_file  => $tls_key,
+        Timeout       => $IO_TIMEOUT);
+    log_request('-', 'tls-failed', 0, 0, '-');
+    return 0;
+}
+
 # ---- server ---------------------------------------------------------------
-my $listener = IO::Socket::INET->new(
-    LocalAddr => '127.0.0.1',       # loopback only, never all interfaces
+my $listener = IO::Socket::IP->new(
+    LocalHost => $bind,             # loopback only (checked above)
     LocalPort => $port,
     Proto     => 'tcp',
     Listen    => 128,
     ReuseAddr => 1,                 # quick restarts between tests
-) or die "ocsp_responder: cannot listen on 127.0.0.1:$port: $@\n";
+) or die "ocsp_responder: cannot listen on $BASE: $@\n";
 
 my $parent = $$;
 my %children;
@@ -649,7 +707,8 @@ while (1) {
         close $listener;
         # --delay is not a stuck client: it gets its own time on top.
         alarm $IO_TIMEOUT + ($delay ? int($delay) + 1 : 0);
-        handle_connection($conn);
+        $PEER = $conn->peerhost // '-';
+        handle_connection($conn) if start_tls($conn);
         close $conn;
         exit 0;
     }

@@ -16,6 +16,12 @@ package OCSPServer;
 #   $h->wait_for_log(qr/OCSPSTAPLE0002/, 60, $offset, 2);
 #   my $r = OCSPServer::handshake($h->port, 'rsa.test'); # ->{stapled}, ...
 #   $resp->requests('good');                             # responder log lines
+#   my $r6 = OCSPServer::Responder->new(dir => $w, port => free_port('::1'),
+#               pki => $pki, name => 'resp6', bind => '::1',       # IPv6
+#               tls => [ $pki->crt('responder-tls'),               # HTTPS
+#                        $pki->key('responder-tls') ]);
+#   $r6->url('good');    # https://[::1]:PORT/good, also $pki->url('good',
+#                        # host => '[::1]', port => P, scheme => 'https')
 #
 # Run one scenario on its own (as an unprivileged user):
 #   runuser -u ocspstaple-test -- env PATH=$PATH prove -v -I t/lib t/30-renew.t
@@ -37,6 +43,7 @@ use Digest::SHA ();
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
+use IO::Socket::IP;
 use MIME::Base64 ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -138,11 +145,14 @@ sub workdir {
     return $dir;
 }
 
-# A loopback TCP port nobody listens on (the kernel's choice).
+# free_port([ADDR]): a TCP port nobody listens on at the loopback address
+# ADDR (127.0.0.1, or ::1), the kernel's choice.
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-        or die "free_port: $!\n";
+    my ($addr) = @_;
+    $addr //= '127.0.0.1';
+    my $s = IO::Socket::IP->new(LocalHost => $addr, LocalPort => 0,
+                                Proto => 'tcp', Listen => 1, ReuseAddr => 1)
+        or die "free_port $addr: $@\n";
     my $port = $s->sockport;
     close $s;
     return $port;
@@ -194,7 +204,7 @@ sub slurp {
 
 # pki(DIR, PORT, [SET...]): scripts/mkpki.sh DIR PORT [SET...]; the leaves'
 # AIA URLs point to http://127.0.0.1:PORT/<mode>; SETs add optional leaves
-# (faults, badaia: see mkpki.sh). Returns an OCSPServer::PKI.
+# (faults, badaia, responder: see mkpki.sh). Returns an OCSPServer::PKI.
 # Under t/run-tests.sh every scenario signs its leaves with the keys and CAs
 # of the run's own PKI (OCSP_PKI, passed as MKPKI_REUSE): one set of keys
 # per run, a fresh port in the AIA URLs of each scenario.
@@ -330,7 +340,15 @@ sub root { "$_[0]{dir}/root.crt" }
 sub crt  { "$_[0]{dir}/$_[1].crt" }     # leaf + intermediate
 sub key  { "$_[0]{dir}/$_[1].key" }
 sub pem  { "$_[0]{dir}/$_[1].pem" }     # leaf only
-sub url  { "http://127.0.0.1:$_[0]{port}/" . ($_[1] // 'good') }
+
+# url(MODE, host => '[::1]', port => P, scheme => 'https'): a responder URL
+# for MODE (default good); by default the one in the leaves' AIA,
+# http://127.0.0.1:PORT/MODE.
+sub url {
+    my ($self, $mode, %o) = @_;
+    return sprintf '%s://%s:%d/%s', $o{scheme} // 'http',
+        $o{host} // '127.0.0.1', $o{port} // $self->{port}, $mode // 'good';
+}
 
 # The id the module keys a certificate by (and names its store file after):
 # the SHA-1 of the leaf's DER, in hex.
@@ -353,11 +371,14 @@ sub serial {
 
 # ===========================================================================
 package OCSPServer::Responder;
-# scripts/ocsp_responder.pl on 127.0.0.1:PORT, a child of the test process.
+# scripts/ocsp_responder.pl on 127.0.0.1:PORT (or bind => ADDR: another
+# loopback address, e.g. ::1), over HTTP (or HTTPS: tls => [CERT, KEY]), a
+# child of the test process.
 use Time::HiRes qw(time sleep);
 use POSIX qw(WNOHANG);
 
-# new(dir => WORKDIR, port => PORT, pki => PKI, name => 'responder')
+# new(dir => WORKDIR, port => PORT, pki => PKI, name => 'responder',
+#     bind => '127.0.0.1'|'::1', tls => [CERT, KEY])
 sub new {
     my ($class, %a) = @_;
     my $self = bless { name => 'responder', %a }, $class;
@@ -370,6 +391,17 @@ sub new {
 
 sub log_file { $_[0]{log} }
 sub running  { defined $_[0]{pid} }
+sub port     { $_[0]{port} }
+
+# url(MODE): where this responder answers as MODE (default good), e.g.
+# http://[::1]:PORT/good or https://127.0.0.1:PORT/good.
+sub url {
+    my ($self, $mode) = @_;
+    my $bind = $self->{bind} // '127.0.0.1';
+    return $self->{pki}->url($mode, port => $self->{port},
+        host => $bind =~ /:/ ? "[$bind]" : $bind,
+        scheme => $self->{tls} ? 'https' : 'http');
+}
 
 # start(nmin => N, ndays => N, delay => SECONDS, switch => FILE): returns
 # once it listens (switch: see ocsp_responder.pl's /switch/<mode>).
@@ -384,6 +416,8 @@ sub start {
     push @cmd, '--ndays', $o{ndays} if defined $o{ndays};
     push @cmd, '--delay', $o{delay} if defined $o{delay};
     push @cmd, '--switch', $o{switch} if defined $o{switch};
+    push @cmd, '--bind', $self->{bind} if defined $self->{bind};
+    push @cmd, '--tls', join(',', @{ $self->{tls} }) if $self->{tls};
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     if (!$pid) {
@@ -433,6 +467,21 @@ sub requests {
     my @lines = split /\n/, OCSPServer::slurp($self->{log});
     @lines = grep { (split ' ')[1] eq $mode } @lines if defined $mode;
     return scalar @lines;
+}
+
+# The log as records { time, mode, status, path, peer, scheme }, oldest
+# first (peer: the client's address; scheme: http or https; a TLS handshake
+# the client gave up has status tls-failed).
+sub log_records {
+    my ($self) = @_;
+    my @r;
+    for (split /\n/, OCSPServer::slurp($self->{log})) {
+        my @f = split ' ';
+        my %r;
+        @r{qw(time mode status path peer scheme)} = @f[0, 1, 2, 5, 6, 7];
+        push @r, \%r;
+    }
+    return @r;
 }
 
 # ===========================================================================
