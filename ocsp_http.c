@@ -142,6 +142,11 @@ static apr_status_t xfer_setup(xfer *x, ocsp_http_req *req, apr_pool_t *p)
     if (opts->proxy) {
         curl_easy_setopt(x->h, CURLOPT_PROXY, opts->proxy);
     }
+    /* Only where https responders' certificates are checked from; peer and
+     * host verification stay on whatever is configured. */
+    if (opts->ca_file) {
+        curl_easy_setopt(x->h, CURLOPT_CAINFO, opts->ca_file);
+    }
     return APR_SUCCESS;
 }
 

@@ -42,6 +42,7 @@ void *ocspstaple_merge_conf(apr_pool_t *p, void *basev, void *addv)
                         ? add->return_errors : base->return_errors;
     conf->force_url = add->force_url ? add->force_url : base->force_url;
     conf->proxy = add->proxy ? add->proxy : base->proxy;
+    conf->ca_file = add->ca_file ? add->ca_file : base->ca_file;
     conf->files = add->files ? add->files : base->files;
     conf->renew = add->renew.percent != OCSPSTAPLE_UNSET ? add->renew
                                                          : base->renew;
@@ -85,6 +86,11 @@ stapling_cache *ocspstaple_configured_cache(const server_rec *s)
 const char *ocspstaple_proxy(const server_rec *s)
 {
     return conf_of(s)->proxy;
+}
+
+const char *ocspstaple_responder_ca_file(const server_rec *s)
+{
+    return conf_of(s)->ca_file;
 }
 
 const apr_array_header_t *ocspstaple_files(const server_rec *s)
@@ -221,6 +227,43 @@ static const char *set_proxy(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* Checked now: a typo stops the configuration check instead of failing
+ * every https fetch, months later. The check runs as root; libcurl reads
+ * the file again at each fetch with the server user's rights (a file only
+ * root may read fails there, in the update-failed line). */
+static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t finfo;
+    apr_file_t *f;
+    apr_status_t rv;
+    char buf[120];
+
+    (void)dc;
+    if (!path) {
+        return cmd_error(cmd, "not a file name:", arg,
+                         "give a PEM file of CA certificates");
+    }
+    rv = apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool);
+    if (rv == APR_SUCCESS && finfo.filetype != APR_REG) {
+        return cmd_error(cmd, "not a regular file:", path,
+                         "give a PEM file of CA certificates");
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT,
+                           cmd->temp_pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return cmd_error(cmd, apr_pstrcat(cmd->temp_pool, "cannot read (",
+                                          apr_strerror(rv, buf, sizeof(buf)),
+                                          "):", NULL),
+                         path, "give a readable PEM file of CA certificates");
+    }
+    apr_file_close(f);
+    conf_for(cmd)->ca_file = path;
+    return NULL;
+}
+
 /* Each file must exist now: a typo stops the configuration check rather than
  * the staple, months later. Which certificate it is for is found at startup
  * (the one whose response it verifies as). */
@@ -320,6 +363,9 @@ const command_rec ocspstaple_cmds[] = {
     AP_INIT_TAKE1("OCSPStaplingProxy", set_proxy, NULL, RSRC_CONF,
         "http://host:port: proxy for all requests to OCSP responders "
         "(default: the http_proxy/https_proxy/no_proxy environment)"),
+    AP_INIT_TAKE1("OCSPStaplingResponderCAFile", set_ca_file, NULL, RSRC_CONF,
+        "file: PEM CA certificates to verify https responders with "
+        "(default: libcurl's, the system's)"),
     AP_INIT_ITERATE("OCSPStaplingFile", add_file, NULL, RSRC_CONF,
         "DER OCSP response file(s) to staple instead of fetching, for the "
         "certificate each one is for"),

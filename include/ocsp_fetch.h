@@ -57,6 +57,7 @@ typedef struct {
     apr_interval_time_t timeout;   /* whole exchange per URL: DNS..last byte */
     apr_size_t          max_size;  /* response size cap, 0: OCSP_MAX_RESPONSE_SIZE */
     const char         *proxy;     /* NULL: libcurl's usual environment variables */
+    const char         *ca_file;   /* https responders' CAs; NULL: libcurl's default */
 } ocsp_http_opts;
 
 /* A fetched and verified answer. */

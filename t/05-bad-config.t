@@ -33,6 +33,10 @@ my $dir    = tempdir('badconf-XXXXXX', DIR => $logs, CLEANUP => 1);
 my $file = "$dir/response.der";
 open my $rf, '>', $file or die "$file: $!";
 close $rf;
+# A readable file, for OCSPStaplingResponderCAFile (read at fetch time).
+my $ca = "$dir/ca.pem";
+open my $cf, '>', $ca or die "$ca: $!";
+close $cf;
 
 # [directive line(s), directive the message must name, extra pattern]
 my @bad = (
@@ -52,7 +56,7 @@ my @bad = (
     (map { [$_, $_] } qw(OCSPUseStapling OCSPStaplingResponderTimeout
         OCSPStaplingReturnResponderErrors OCSPStaplingForceURL OCSPStaplingCache
         OCSPStaplingRenewWindow OCSPStaplingStore OCSPStaplingFile
-        OCSPStaplingProxy)),
+        OCSPStaplingProxy OCSPStaplingResponderCAFile)),
     # ---- out of range, malformed ---------------------------------------
     ['OCSPStaplingResponderTimeout -1',          'OCSPStaplingResponderTimeout'],
     ['OCSPStaplingResponderTimeout 301',         'OCSPStaplingResponderTimeout', qr/300/],
@@ -91,6 +95,11 @@ my @bad = (
     ['OCSPStaplingProxy ftp://x',                'OCSPStaplingProxy'],
     ['OCSPStaplingProxy notaurl',                'OCSPStaplingProxy'],
     ['OCSPStaplingProxy http://',                'OCSPStaplingProxy'],
+    ["OCSPStaplingResponderCAFile $dir/nosuchca.pem", 'OCSPStaplingResponderCAFile', qr/nosuchca\.pem/],
+    ["OCSPStaplingResponderCAFile $dir",         'OCSPStaplingResponderCAFile', qr/\Q$dir\E/],
+    ['OCSPStaplingResponderCAFile ""',           'OCSPStaplingResponderCAFile'],
+    ["<VirtualHost 127.0.0.1:1>\n    OCSPStaplingResponderCAFile $dir/nosuchca.pem\n</VirtualHost>",
+                                                 'OCSPStaplingResponderCAFile', qr/nosuchca\.pem/],
 );
 my @good = (
     "OCSPUseStapling on\nOCSPStaplingResponderTimeout 500ms\n"
@@ -105,11 +114,11 @@ my @good = (
   . "OCSPStaplingForceURL https://ocsp.example.org:8443/path?x=1\n"
   . "OCSPStaplingCache shmcb:$dir/ocsp2(8192)\nOCSPStaplingRenewWindow 50\n"
   . "OCSPStaplingStore $dir/store\nOCSPStaplingFile $file $file\n"
-  . "OCSPStaplingProxy http://127.0.0.1:3128\n"
+  . "OCSPStaplingProxy http://127.0.0.1:3128\nOCSPStaplingResponderCAFile $ca\n"
   . "<VirtualHost 127.0.0.1:1>\n    OCSPUseStapling on\n    OCSPStaplingRenewWindow 99%\n"
   . "    OCSPStaplingReturnResponderErrors off\n    OCSPStaplingForceURL http://127.0.0.1:2/\n"
   . "    OCSPStaplingFile $file\n    OCSPStaplingProxy https://127.0.0.1:3129\n"
-  . "    OCSPStaplingResponderTimeout 300s\n</VirtualHost>",
+  . "    OCSPStaplingResponderTimeout 300s\n    OCSPStaplingResponderCAFile $ca\n</VirtualHost>",
     "OCSPStaplingRenewWindow 1%\nOCSPStaplingStore off\n"
   . "<VirtualHost 127.0.0.1:1>\n    OCSPStaplingRenewWindow 12h\n</VirtualHost>\n"
   . "<VirtualHost 127.0.0.1:1>\n    OCSPStaplingRenewWindow 2d\n</VirtualHost>",
