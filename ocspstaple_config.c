@@ -114,7 +114,9 @@ const char *ocspstaple_store_dir(const server_rec *s, apr_pool_t *p)
     const char *dir = conf_of(s)->store_dir;
 
     if (!dir) {
-        return OCSPSTAPLE_DEFAULT_STORE;
+        /* A build-time default may be relative too: from ServerRoot, like
+         * the directive (left as it was, it made the store unusable). */
+        return ap_server_root_relative(p, OCSPSTAPLE_DEFAULT_STORE);
     }
     return strcasecmp(dir, "off") ? ap_server_root_relative(p, dir) : NULL;
 }

@@ -108,8 +108,12 @@ apr_status_t stapling_cache_init(stapling_cache *cache, server_rec *s,
     hints.expiry_interval = apr_time_from_sec(30);
 
     if (cache->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+        /* The provider's name as the instance: a server has two such
+         * caches with a dbm fleet cache (the local shmcb and the dbm), and
+         * mechanisms whose lock file stays (flock) would otherwise name
+         * both files alike and fail to create the second one. */
         rv = ap_global_mutex_create(&cache->mutex, NULL, STAPLING_CACHE_MUTEX,
-                                    NULL, s, pconf, 0);
+                                    cache->provider->name, s, pconf, 0);
         if (rv != APR_SUCCESS) {
             return rv;
         }

@@ -497,10 +497,13 @@ my $FAILED_RE = qr/AH00016: Configuration Failed|AH00015: Unable to open logs|AH
 #     free), mpm => event|worker|prefork, mpm_conf => { Directive => value },
 #     vhosts => [ { name => 'rsa.test', cert => 'rsa' (PKI leaf) | crt/key
 #                  => files, extra => "directives", stapling => 0|1 } ],
-#     global => [ "directive", ... ], store => DIR|'off' (default
-#     WORKDIR/store), loglevel => 'info ocspstaple:debug',
+#     global => [ "directive", ... ], store => DIR|'off'|'unset' (default
+#     WORKDIR/store; 'unset': no OCSPStaplingStore line, the module's
+#     built-in default), loglevel => 'info ocspstaple:debug',
 #     user => NAME (the server user, written as `User NAME` and `Group` of
-#     NAME's primary group; required when we are root, see :root above))
+#     NAME's primary group; required when we are root, see :root above),
+#     wrap => [ COMMAND... ] (run `apache2 -k ACTION` under this prefix,
+#     e.g. unshare(1) for a private mount namespace))
 sub new {
     my ($class, %a) = @_;
     my $self = bless { name => 'httpd', mpm => 'event', mpm_conf => {},
@@ -631,7 +634,7 @@ SSLSessionCache none
 EOF
     $conf .= "User $self->{user}\nGroup $self->{group}\n" if defined $self->{user};
     $conf .= $self->_mpm_block;
-    $conf .= "OCSPStaplingStore $store\n";
+    $conf .= "OCSPStaplingStore $store\n" unless $store eq 'unset';
     $conf .= "$_\n" for @{ $self->{global} };
     for my $v (@{ $self->{vhosts} }) {
         my $crt = $v->{crt} // $pki->crt($v->{cert});
@@ -656,8 +659,8 @@ EOF
 # Runs `apache2 -f CONF -k ACTION`, returns (exit status, output).
 sub _ctl {
     my ($self, $action) = @_;
-    my $out = OCSPTest::run_capture('timeout', 120, $HTTPD, '-f', $self->{conf},
-                                    '-k', $action);
+    my $out = OCSPTest::run_capture('timeout', 120, @{ $self->{wrap} // [] }, $HTTPD,
+                                    '-f', $self->{conf}, '-k', $action);
     return ($? >> 8, $out);
 }
 
