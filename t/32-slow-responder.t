@@ -15,7 +15,9 @@ use OCSPServer qw(setup handshake handshakes_parallel describe update_ok_re upda
 plan tests => 11;
 OCSPServer::deadline(240);
 
-my $FAST = 1.0;        # generous: a behaviour test, not a benchmark
+# Generous: a behaviour test, not a benchmark, and the suite runs scenarios
+# in parallel. A handshake that waited on the 8 s answer would take 8 s.
+my $FAST = 3.0;
 
 my ($w, $pki, $resp) = setup();
 $resp->start(nmin => 1);
@@ -36,7 +38,7 @@ while (time < $until) {
 }
 my ($slowest) = sort { $b->{elapsed} <=> $a->{elapsed} } @hs;
 my @bad = grep { !$_->{stapled} || $_->{elapsed} >= $FAST } @hs;
-ok(@hs >= 40 && !@bad, sprintf('%d handshakes in 40 s: all stapled, each under %.1f s '
+ok(@hs >= 20 && !@bad, sprintf('%d handshakes in 40 s: all stapled, each under %.1f s '
    . '(slowest %.3f s)', scalar @hs, $FAST, $slowest->{elapsed}))
     or diag(map { describe($_) . "\n" } @bad);
 my $renewed = $h->wait_for_log(update_ok_re('rsa'), 10, 0, 2);
@@ -48,9 +50,11 @@ cmp_ok($answered - 8, '<', $until - 1, 'the slow fetch was under way while the h
 $h->stop;
 
 # (2) Slow from the start, a 2 s timeout: the startup fetch gives up after
-# 2 s, the server starts, handshakes (which may try a fetch of their own on
-# this cold miss) never wait much longer than the timeout.
-my $TIMEOUT = 2;
+# TIMEOUT, the server starts, handshakes never wait on the fetch: one that
+# did would take the whole timeout (the responder answers after 8 s), while
+# a busy machine makes some take a second or two.
+my $TIMEOUT = 4;
+my $WAITED = 0.75 * $TIMEOUT;
 my $h2 = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'httpd-timeout',
     store => 'off', global => [ "OCSPStaplingResponderTimeout $TIMEOUT" ],
     vhosts => [ { name => 'rsa.test', cert => 'rsa' } ]);
@@ -65,12 +69,12 @@ $until = time + 15;
 while (time < $until) {
     my @burst = handshakes_parallel(4, $h2->port, 'rsa.test');
     push @cold, @burst;
-    $crowded++ if grep({ $_->{elapsed} > 1 } @burst) > 1;
+    $crowded++ if grep({ $_->{elapsed} > $WAITED } @burst) > 1;
     sleep 0.5;
 }
 ($slowest) = sort { $b->{elapsed} <=> $a->{elapsed} } @cold;
 @bad = grep { !$_->{connected} || $_->{elapsed} > $TIMEOUT + 1 } @cold;
-ok(@cold >= 40 && !@bad, sprintf('%d cold-miss handshakes in 15 s: each under %d s '
+ok(@cold >= 20 && !@bad, sprintf('%d cold-miss handshakes in 15 s: each under %d s '
    . '(slowest %.3f s)', scalar @cold, $TIMEOUT + 1, $slowest->{elapsed}))
     or diag(map { describe($_) . "\n" } @bad);
 ok(!$crowded, 'at most one handshake of a burst waits on the fetch, the others carry on')

@@ -18,13 +18,15 @@ use OCSPServer qw(setup handshake describe);
 use OCSPLoad;
 
 my $TIMEOUT  = 4;        # OCSPStaplingResponderTimeout
-my $CLIENTS  = 4;        # concurrent client loops
-my $SECONDS  = 60;       # how long they run
-my $MAX      = 1500;     # handshakes per loop at most
-my $PAUSE    = 0.1;      # between two handshakes of a loop: 4 loops must not
+my $CLIENTS  = 3;        # concurrent client loops
+my $SECONDS  = 30;       # how long they run: several timeouts and retries
+my $MAX      = 1000;     # handshakes per loop at most
+my $PAUSE    = 0.1;      # between two handshakes of a loop: the loops must not
                          # saturate 2 cores (the bound is on the server, not on fork+exec)
-my $LIMIT    = 1;        # no handshake may take longer (seconds)
-$LIMIT *= 2 if $ENV{OCSP_SANITIZE};
+# No handshake may take this long (seconds): half the responder timeout, so a
+# handshake that waited on the fetch fails it, while a busy machine (the
+# suite runs scenarios in parallel) does not.
+my $LIMIT    = $TIMEOUT * ($ENV{OCSP_SANITIZE} ? 0.75 : 0.5);
 
 plan tests => 11;
 OCSPServer::deadline(240);
@@ -51,7 +53,7 @@ my $t_served = time;
 my @at_start = $hang->accepts;
 diag(sprintf 'connections to the responder by the time the server served: %d', scalar @at_start);
 
-# ---- 4 client loops for 60 s ---------------------------------------------------
+# ---- client loops for 30 s ------------------------------------------------------
 my $c = OCSPLoad::Clients->new(dir => $w, port => $h->port, servername => 'rsa.test',
                                n => $CLIENTS, seconds => $SECONDS, max => $MAX,
                                pause => $PAUSE);

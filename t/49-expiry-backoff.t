@@ -62,7 +62,9 @@ my $t_off = OCSPOrder::switch_off($switch);
 
 my @stale = grep { $_->{stapled} && (!defined $_->{next_update} || $_->{next_update} <= $_->{time}) } @seen;
 my @after = grep { $_->{time} > $expires } @seen;
-ok(@after >= 60 && !@stale,
+# (one handshake a second at most; fewer on a busy machine: 20 is plenty to
+# see an expired response if one were stapled)
+ok(@after >= 20 && !@stale,
    sprintf('%d handshakes after the nextUpdate (%d in all): none stapled an expired response',
            scalar @after, scalar @seen))
     or diag(join "\n", map { 'at ' . $fmt->($_->{time}) . ': ' . describe($_) }

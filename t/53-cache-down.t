@@ -107,8 +107,10 @@ my @bad = grep { !$_->{stapled} || ($_->{serial} // '') ne $rsa_serial
 ok(!@bad, sprintf('all %d handshakes (a and b, cache up, down, back) were stapled',
                   scalar @seen))
     or diag(join "\n", map { "$_->{server}: " . describe($_) } @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
-my @slow = grep { $_->{elapsed} > 1 } @seen;
-ok(!@slow, 'none took over a second') or diag(join "\n", map { describe($_) } @slow);
+# A sanity bound (handshakes never touch the cache; the suite runs scenarios
+# in parallel on a busy machine).
+my @slow = grep { $_->{elapsed} > 5 } @seen;
+ok(!@slow, 'none took over 5 s') or diag(join "\n", map { describe($_) } @slow);
 my $max = 0;
 $_->{elapsed} > $max and $max = $_->{elapsed} for @seen;
 diag(sprintf 'slowest handshake %.3f s; Redis down %.0f s', $max, $t_up - $t_down);

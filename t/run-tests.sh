@@ -193,11 +193,13 @@ run "${AS_TEST_USER[@]}" perl t/TEST.PL -apxs "$APXS" ${OCSP_HTTPD:+-httpd "$OCS
     { cat "$T/logs/start.log" >&2; tail -n 20 "$T/logs/error_log" >&2 2>/dev/null
       die "httpd did not start (see t/logs/start.log, t/logs/error_log)"; }
 
-# ONE prove, as whoever runs this script, gets our arguments; without a test
-# file among them, every t/*.t (in name order: 00-unit, then 01-first, which
-# must be the first handshake), then t/root/*.t. It runs each test through
-# t/bin/runtest: t/root/*.t as root, the others as the test user (with t/lib
-# on PERL5LIB and our environment).
+# ONE prove (t/bin/prove-suite: prove with the suite's schedule), as
+# whoever runs this script, gets our arguments; without a test file among
+# them, every t/*.t and t/root/*.t. OCSP_TEST_JOBS (8) scenarios run at once:
+# most of them wait on response lifetimes, not on the CPU; 01-first runs
+# alone first (it must make the first handshake) and zz-errorlog alone last.
+# It runs each test through t/bin/runtest: t/root/*.t as root, the others as
+# the test user (with t/lib on PERL5LIB and our environment).
 PROVE_ARGS=("$@")
 have_file=""
 for a in "$@"; do case $a in *.t) have_file=1 ;; esac; done
@@ -207,7 +209,8 @@ if [ -z "$have_file" ]; then
     shopt -u nullglob
 fi
 rc=0
-run prove --exec t/bin/runtest "${PROVE_ARGS[@]}" || rc=$?
+run t/bin/prove-suite -j "${OCSP_TEST_JOBS:-8}" --timer --exec t/bin/runtest \
+    "${PROVE_ARGS[@]}" || rc=$?
 
 stop_httpd
 exit "$rc"

@@ -1555,9 +1555,12 @@ static void test_http(void)
             rv = ocsp_fetch(&a, rsa, urls, &o, &err, p);
             dt = apr_time_now() - t0;
             close(fd);
+            /* Without the per-URL timeout the silent one would hang for
+             * ever; the bound is loose for a busy machine (the suite runs
+             * scenarios in parallel). */
             check(rv == APR_SUCCESS && a && a->url && strcmp(a->url, good) == 0
-                  && dt < apr_time_from_sec(4),
-                  "ocsp_fetch [silent, good], timeout 1 s: the good one in < 4 s",
+                  && dt >= apr_time_from_msec(900) && dt < apr_time_from_sec(10),
+                  "ocsp_fetch [silent, good], timeout 1 s: the good one in 1-10 s",
                   "%s url %s after %.2f s", res(rv, err, p),
                   a ? nz(a->url) : "-", secs(dt));
         }
