@@ -12,11 +12,13 @@ set -eu
 # (started by the tests on 127.0.0.1 only, never as system services).
 # faketime: the fault-injection responder signs expired and not-yet-valid
 # OCSP responses by running `openssl ocsp` under a shifted clock.
-# gnutls-bin: t/16-other-clients.t checks staples with gnutls-cli (GnuTLS),
-# a TLS client nobody here wrote.
+# gnutls-bin and libnss3-tools: t/16-other-clients.t checks staples with
+# gnutls-cli (GnuTLS) and tstclnt (NSS), TLS clients nobody here wrote;
+# t/62-muststaple.t shows gnutls-cli refusing a Must-Staple certificate
+# without a staple.
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
           libapache2-mod-perl2 perl make gcc redis-server memcached faketime
-          gnutls-bin $*"
+          gnutls-bin libnss3-tools $*"
 
 missing=""
 for pkg in $PACKAGES; do
