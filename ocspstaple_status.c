@@ -140,7 +140,8 @@ static void json_row(request_rec *r, const row *rw, int first)
                "\"vhosts\": %s, \"responders\": %s, \"static_file\": %s, "
                "\"must_staple\": %s, \"stapling\": %s, \"cert_status\": \"%s\","
                " \"response_status\": \"%s\", \"this_update\": %s, "
-               "\"next_update\": %s, \"source\": %s, \"fetched_by\": %s, "
+               "\"next_update\": %s, \"expires\": %s, \"source\": %s, "
+               "\"fetched_by\": %s, "
                "\"last_fetch\": %s, \"last_attempt\": %s, "
                "\"last_result\": \"%s\", \"next_fetch\": %s, "
                "\"failures_in_a_row\": %d, \"fetches\": %u, \"failures\": %u, "
@@ -153,6 +154,10 @@ static void json_row(request_rec *r, const row *rw, int first)
                ocsp_resp_status_str(rec->verdict.resp_status),
                json_str(iso_time(rec->verdict.this_update, p), p),
                json_str(iso_time(rec->verdict.next_update, p), p),
+               /* when what is held stops being stapled: nextUpdate, the
+                * cap without one, or an error answer's fetch + 10 min */
+               json_str(rec->der_len ? iso_time(rec->verdict.expires, p)
+                                     : NULL, p),
                json_str(rec->der_len ? stapling_source_str(rec->source) : NULL,
                         p),
                json_str(rec->origin, p),

@@ -12,13 +12,15 @@ set -eu
 # (started by the tests on 127.0.0.1 only, never as system services).
 # faketime: the fault-injection responder signs expired and not-yet-valid
 # OCSP responses by running `openssl ocsp` under a shifted clock.
-# gnutls-bin: t/16-other-clients.t checks staples with gnutls-cli (GnuTLS),
-# a TLS client nobody here wrote.
+# gnutls-bin and libnss3-tools: t/16-other-clients.t checks staples with
+# gnutls-cli (GnuTLS) and tstclnt (NSS), TLS clients nobody here wrote;
+# t/62-muststaple.t shows gnutls-cli refusing a Must-Staple certificate
+# without a staple.
 # libio-socket-ssl-perl: the test responder's HTTPS mode
 # (ocsp_responder.pl --tls, t/67-responder-transport.t).
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
           libapache2-mod-perl2 perl make gcc redis-server memcached faketime
-          gnutls-bin libio-socket-ssl-perl $*"
+          gnutls-bin libnss3-tools libio-socket-ssl-perl $*"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -5,7 +5,16 @@
 #     verifier, and it enforces Must-Staple, RFC 7633, on its own), and
 #   - curl --cert-status (Debian's curl is built on OpenSSL, but its OCSP
 #     check is curl's code: it fails with exit 91 when the staple is missing,
-#     unverifiable, not good or not for the certificate).
+#     unverifiable, not good or not for the certificate), and
+#   - NSS (Firefox's TLS and certificate library) through its test client
+#     tstclnt (Debian ships it in libnss3-tools, as /usr/bin/tstclnt), run as
+#     `tstclnt -T -F -O -M 1`: it asks for a status, caches what was stapled
+#     as OCSP data for the server's certificate (NSS accepts a staple only
+#     if it is correctly signed, current and about that certificate) and
+#     verifies the certificate with revocation checking from that alone
+#     (network fetching forbidden). Its exit code is the verdict: 0 good,
+#     2 no usable revocation data, 3 revoked. (tstclnt does not enforce
+#     Must-Staple: Firefox does that above NSS.)
 # One private server (loopback, own PKI and responder) with one vhost per
 # case:
 #   1. rsa.test        good staple (gnutls over TLS 1.3 and TLS 1.2, curl)
@@ -17,7 +26,7 @@
 #                      the start (OCSPStaplingForceURL to a closed port, store
 #                      off): nothing stapled, gnutls refuses the certificate
 #   5. offvhost.test   OCSPUseStapling off: curl --cert-status fails,
-#                      gnutls-cli without --ocsp connects
+#                      gnutls-cli without --ocsp connects, NSS has no data
 #
 # gnutls-cli --ocsp falls back to asking the certificate's responder itself
 # when nothing was stapled (and then succeeds for a good certificate). So a
@@ -25,7 +34,8 @@
 # requires the saved staple (--save-ocsp) and that the responder saw no
 # request from the client.
 #
-# Needs gnutls-bin (gnutls-cli) and curl; skips when gnutls-cli is missing.
+# Needs gnutls-bin (gnutls-cli) and curl; skips when gnutls-cli is missing;
+# skips only the NSS checks when tstclnt is missing (libnss3-tools).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -35,15 +45,15 @@ use File::Path qw(make_path);
 use Time::HiRes qw(time);
 use OCSPServer qw(setup free_port update_ok_re update_failed_re);
 use OCSPTest ();
+use OCSPClients ();
 
-my $CLIENT_TIMEOUT = 20;      # seconds for one client run (handshake + GET)
+my $CLIENT_TIMEOUT = $OCSPClients::TIMEOUT;   # seconds for one client run
 
-sub have { my ($prog) = @_; grep { -x "$_/$prog" } split /:/, $ENV{PATH} // '' }
 plan skip_all => 'gnutls-cli not installed (Debian package gnutls-bin)'
-    unless have('gnutls-cli');
-plan skip_all => 'curl not installed' unless have('curl');
+    unless OCSPClients::have('gnutls-cli');
+plan skip_all => 'curl not installed' unless OCSPClients::have('curl');
 
-plan tests => 64;
+plan tests => 97;
 OCSPServer::deadline(120);
 my $t_start = time;
 
@@ -85,40 +95,12 @@ my $baseline = $resp->requests;
 
 # ---- the clients ------------------------------------------------------------
 
-# gnutls(NAME, ocsp => 0|1, tls12 => 0|1): one gnutls-cli handshake with the
-# vhost NAME (SNI and hostname check), trusting only our root, stdin closed
-# (it exits after the handshake). Returns rc, out, completed, protocol,
-# peer_serial (of the certificate gnutls got), options_ocsp (gnutls says it
-# got a status response), staple (the saved DER's file, when gnutls saved
-# one) and, parsed from it, staple_serial and staple_status.
+# gnutls(NAME, ocsp => 0|1, tls12 => 0|1): OCSPClients::gnutls with the
+# vhost NAME, trusting only our root, the staple saved to a file.
 sub gnutls {
     my ($name, %o) = @_;
-    my $der = "$w/gnutls-$name.der";
-    unlink $der;
-    my @cmd = ('timeout', $CLIENT_TIMEOUT, 'gnutls-cli',
-               "--x509cafile=" . $pki->root, "--save-ocsp=$der",
-               '--port', $port, '--sni-hostname', $name,
-               '--verify-hostname', $name);
-    push @cmd, '--ocsp' if $o{ocsp};
-    push @cmd, '--priority', 'NORMAL:-VERS-TLS1.3' if $o{tls12};
-    push @cmd, '127.0.0.1';
-    my $out = OCSPTest::run_capture(@cmd);
-    my %r = (rc => $? >> 8, out => $out, cmd => "@cmd");
-    $r{completed} = $out =~ /^- Handshake was completed/m ? 1 : 0;
-    ($r{protocol}) = $out =~ /^- Description: \((TLS1\.\d)-/m;
-    $r{peer_serial} = OCSPTest::norm_serial($1)
-        if $out =~ /^- Certificate\[0\] info:\n - subject `[^']*', issuer `[^']*', serial 0x([0-9a-fA-F]+)/m;
-    $r{options_ocsp} = $out =~ /^- Options:.*OCSP status request/m ? 1 : 0;
-    if (-s $der) {
-        $r{staple} = $der;
-        my $txt = OCSPTest::run_capture('openssl', 'ocsp', '-respin', $der,
-                                        '-resp_text', '-noverify');
-        $r{staple_text} = $txt;
-        $r{staple_serial} = OCSPTest::norm_serial($1)
-            if $txt =~ /Certificate ID:.*?Serial Number: ([0-9A-Fa-f]+)/s;
-        ($r{staple_status}) = $txt =~ /Cert Status: (\w+)/;
-    }
-    return \%r;
+    return OCSPClients::gnutls($port, $name, ca => $pki->root,
+                               save => "$w/gnutls-$name.der", %o);
 }
 
 # curl(NAME): curl --cert-status GET https://NAME:PORT/index.html (our root
@@ -216,7 +198,7 @@ for my $ocsp (1, 0) {
        "gnutls-cli$flag muststaple_off.test: it got the Must-Staple certificate");
     # The whole verdict line: the missing status must be the only reason
     # (not also a name mismatch, an untrusted chain, ...).
-    like($r->{out}, qr/^- Status: The certificate is NOT trusted\. The certificate requires the server to include an OCSP status in its response, but the OCSP status is missing\. ?$/m,
+    like($r->{out}, $OCSPClients::GNUTLS_MUST_STAPLE_RE,
          "gnutls-cli$flag muststaple_off.test: refused only because the OCSP status is missing");
     ok(!$r->{staple}, "gnutls-cli$flag muststaple_off.test: nothing stapled") or diag(show($r));
     is($resp->requests, $before, "gnutls-cli$flag muststaple_off.test: no fallback to the responder");
@@ -245,6 +227,56 @@ for my $ocsp (1, 0) {
         or diag(show($r));
     is($r->{peer_serial} // '', $pki->serial('offvhost'), 'gnutls-cli offvhost.test: got the offvhost certificate');
     ok(!$r->{staple} && !$r->{options_ocsp}, 'gnutls-cli offvhost.test: nothing stapled') or diag(show($r));
+}
+
+# ---- NSS: tstclnt -T -F ----------------------------------------------------------
+
+# Each verdict needs the right staple: exit 0 only when NSS accepted a
+# stapled response as current, correctly signed and about this very
+# certificate, with status good (a missing staple, one for another
+# certificate, an expired one or one NSS cannot verify all give 2); 3 only
+# for a valid staple saying revoked. The certificate's subject and serial
+# show which certificate the vhost served, `Received N Cert Status items`
+# how many responses were stapled.
+SKIP: {
+    skip 'tstclnt not installed (Debian package libnss3-tools)', 33
+        unless OCSPClients::have('tstclnt') && OCSPClients::have('certutil');
+    my $db = eval { OCSPClients::nss_db("$w/nssdb", $pki->root) };
+    ok($db, 'NSS database with the test root as the only trust anchor') or diag($@);
+    sub nss_show { my ($r) = @_; "$r->{cmd}\nexit $r->{rc}\n$r->{out}" }
+    for my $c (['rsa.test', 'rsa', 'TLS1.3'], ['rsa.test', 'rsa', 'TLS1.2', tls12 => 1],
+               ['ecdsa.test', 'ecdsa', 'TLS1.3'], ['muststaple.test', 'muststaple', 'TLS1.3']) {
+        my ($name, $leaf, $proto, %o) = @$c;
+        my $before = $resp->requests;
+        my $r = OCSPClients::tstclnt($port, $name, db => $db, %o);
+        is($r->{verdict}, 'good', "tstclnt -T -F $name ($proto): exit 0, the staple verifies as good for the certificate")
+            or diag(nss_show($r));
+        is($r->{received} // '', 1, "tstclnt $name: one stapled response received");
+        is($r->{subject} // '', "CN=$name", "tstclnt $name: certificate CN=$name");
+        is($r->{peer_serial} // '', $pki->serial($leaf), "tstclnt $name: the $leaf certificate");
+        is($r->{protocol} // '', $proto, "tstclnt $name: protocol $proto");
+        is($resp->requests, $before, "tstclnt $name: the client never asked the responder itself");
+    }
+    {
+        my $r = OCSPClients::tstclnt($port, 'revoked.test', db => $db);
+        is($r->{verdict}, 'revoked', 'tstclnt -T -F revoked.test: exit 3, the staple says revoked')
+            or diag(nss_show($r));
+        is($r->{received} // '', 1, 'tstclnt revoked.test: one stapled response received');
+        is($r->{peer_serial} // '', $pki->serial('revoked'), 'tstclnt revoked.test: the revoked certificate');
+    }
+    {
+        my $r = OCSPClients::tstclnt($port, 'offvhost.test', db => $db);
+        is($r->{verdict}, 'nodata', 'tstclnt -T -F offvhost.test (stapling off): exit 2, no revocation data')
+            or diag(nss_show($r));
+        is($r->{received} // '', 0, 'tstclnt offvhost.test: no stapled response');
+        is($r->{subject} // '', 'CN=offvhost.test', 'tstclnt offvhost.test: the handshake got to the certificate');
+    }
+    {
+        my $r = OCSPClients::tstclnt($port, 'muststaple_off.test', db => $db);
+        is($r->{verdict}, 'nodata', 'tstclnt -T -F muststaple_off.test (responder unreachable): exit 2')
+            or diag(nss_show($r));
+        is($r->{received} // '', 0, 'tstclnt muststaple_off.test: no stapled response');
+    }
 }
 
 # Clients never made the module fetch (handshakes never wait on the

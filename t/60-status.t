@@ -52,7 +52,7 @@ is_deeply([sort keys %ids], [sort map { $pki->cert_id($_) } qw(rsa ecdsa sni2 wr
 
 # (README "The status page" lists them.)
 my @fields = qw(id subject serial vhosts responders static_file must_staple stapling
-                cert_status response_status this_update next_update source fetched_by
+                cert_status response_status this_update next_update expires source fetched_by
                 last_fetch last_attempt last_result next_fetch failures_in_a_row
                 fetches failures staples last_error);
 my @missing = map { my $r = $_; map { "$r->{subject}: $_" } grep { !exists $r->{$_} } @fields } @rows;

@@ -3,7 +3,10 @@
 # is off for one (OCSPSTAPLE0050), says `crit` ONCE per outage while it has
 # nothing valid to staple (OCSPSTAPLE0051: not once per handshake, not once
 # per process), flags it on the status page, and says when it is stapled
-# again (OCSPSTAPLE0052).
+# again (OCSPSTAPLE0052). What the module says matches what a client that
+# enforces Must-Staple does: GnuTLS (gnutls-cli, RFC 7633 in its certificate
+# verification) accepts the certificate stapled, refuses it where stapling is
+# off and during the outage, and accepts it again once it is stapled again.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -12,8 +15,10 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use OCSPServer qw(setup handshake describe);
 use OCSPOps;
+use OCSPClients ();
 
-plan tests => 19;
+plan tests => 32;
+my $GNUTLS = OCSPClients::have('gnutls-cli');
 OCSPServer::deadline(200);
 
 my ($w, $pki, $resp) = setup();
@@ -40,6 +45,48 @@ my $json = OCSPOps::status_json($h->port);
 my $row = $json ? OCSPOps::status_row($json, 'muststaple') // {} : {};
 ok($row->{must_staple} && $row->{stapling}, 'status page: must_staple true, stapling true')
     or diag(explain($row));
+
+# gnutls-cli(NAME, ocsp => 0|1): OCSPClients::gnutls, our root, the staple
+# saved. Its "accepted" verdict requires a saved staple for the certificate
+# saying good and no request from gnutls to the responder (with --ocsp it
+# asks the responder itself when nothing was stapled).
+sub gnutls {
+    my ($name, %o) = @_;
+    return OCSPClients::gnutls($h->port, $name, ca => $pki->root,
+                               save => "$w/gnutls-$name.der", %o);
+}
+sub show { my ($g) = @_; "$g->{cmd}\nexit $g->{rc}\n$g->{out}" }
+sub gnutls_accepts {
+    my ($label) = @_;
+    my $before = $resp->requests;
+    my $g = gnutls('muststaple.test', ocsp => 1);
+    ok($g->{rc} == 0 && $g->{completed}, "$label: gnutls-cli --ocsp accepts muststaple.test")
+        or diag(show($g));
+    ok(($g->{staple_serial} // '') eq $pki->serial('muststaple') && ($g->{staple_status} // '') eq 'good'
+       && $resp->requests == $before,
+       "$label: gnutls-cli got a good staple for it, never asked the responder")
+        or diag(show($g), $g->{staple_text} // '');
+}
+# Refused only because the status is missing (the whole verdict line), the
+# certificate did arrive, nothing was stapled.
+sub gnutls_refuses {
+    my ($name, $label, %o) = @_;
+    my $flag = $o{ocsp} ? ' --ocsp' : '';
+    my $g = gnutls($name, %o);
+    ok($g->{rc} != 0 && !$g->{completed} && ($g->{peer_serial} // '') eq $pki->serial($name =~ s/\.test$//r)
+       && !$g->{staple},
+       "$label: gnutls-cli$flag refuses $name (non-zero exit, no handshake, no staple)")
+        or diag(show($g));
+    like($g->{out}, $OCSPClients::GNUTLS_MUST_STAPLE_RE,
+         "$label: gnutls-cli$flag $name: the OCSP status is missing, the only reason");
+}
+SKIP: {
+    skip 'gnutls-cli not installed (Debian package gnutls-bin)', 7 unless $GNUTLS;
+    gnutls_accepts('stapled');
+    my $before = $resp->requests;
+    gnutls_refuses('muststaple_off.test', 'OCSPUseStapling off', ocsp => $_) for 1, 0;
+    is($resp->requests, $before, 'gnutls-cli never asked the responder for muststaple_off.test');
+}
 $h->stop;
 
 # 2. The responder down from the start: one crit, whatever the handshakes and
@@ -51,6 +98,10 @@ my $t0 = time;
 my @hs = map { my $x = handshake($h->port, 'muststaple.test'); sleep 0.5; $x } 1 .. 6;
 ok(!grep({ $_->{stapled} } @hs) && !grep({ !$_->{connected} } @hs),
    '6 handshakes over several seconds: TLS works, no staple');
+SKIP: {
+    skip 'gnutls-cli not installed (Debian package gnutls-bin)', 4 unless $GNUTLS;
+    gnutls_refuses('muststaple.test', 'responder down', ocsp => $_) for 1, 0;
+}
 sleep 0.2 while time < $t0 + 10;             # several watchdog ticks, retries
 my @crit = $h->log_lines(qr/OCSPSTAPLE0051: /, $off);
 is(scalar @crit, 1, 'OCSPSTAPLE0051 exactly once (not per handshake, not per process)')
@@ -81,6 +132,10 @@ OCSPServer::wait_until(3, sub {
     $r->{stapled} && ($r->{cert_status} // '') eq 'good';
 }, 0.2);
 ok($r->{stapled} && ($r->{cert_status} // '') eq 'good', 'stapled again') or diag(describe($r));
+SKIP: {
+    skip 'gnutls-cli not installed (Debian package gnutls-bin)', 2 unless $GNUTLS;
+    gnutls_accepts('stapled again');
+}
 sleep 3;                                     # more watchdog ticks
 is(scalar($h->log_lines(qr/OCSPSTAPLE0052: /, $off)), 1, 'OCSPSTAPLE0052 exactly once');
 is(scalar($h->log_lines(qr/OCSPSTAPLE0051: /, $off)), 1, 'still one OCSPSTAPLE0051 for the whole outage');

@@ -3,7 +3,9 @@
 # sees the POSTs to the responder URLs) and stapling works; set in a virtual
 # host it applies to that host's certificates only; when the proxy is down
 # the failure line (OCSPSTAPLE0003) says what went wrong; a bad value stops
-# the configuration check.
+# the configuration check. Without OCSPStaplingProxy, the proxy comes from
+# the server's environment (libcurl's http_proxy, lower case for http), and
+# no_proxy exempts responders from it.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -13,7 +15,7 @@ use Time::HiRes qw(time sleep);
 use OCSPServer qw(setup handshake describe update_failed_re);
 use OCSPOps;
 
-plan tests => 15;
+plan tests => 25;
 OCSPServer::deadline(150);
 
 my ($w, $pki, $resp) = setup();
@@ -67,6 +69,37 @@ is($resp->requests - $req, 3, 'the responder saw all three');
 my $r = handshake($h2->port, 'rsa.test');
 ok($r->{stapled}, 'rsa.test stapled') or diag(describe($r));
 $h2->stop;
+
+# No OCSPStaplingProxy: the proxy of the server's environment. Every other
+# proxy variable is cleared, so that only the one set here can act (libcurl
+# reads http_proxy only in lower case for http: HTTP_PROXY could come from
+# a CGI request header).
+my %noproxy = map { $_ => undef } qw(http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
+                                     all_proxy ALL_PROXY no_proxy NO_PROXY);
+my @plain = map { { name => $_->{name}, cert => $_->{cert} } } @vhosts;
+for my $c (['http_proxy', { http_proxy => "http://127.0.0.1:$pp" }, 3],
+           ['http_proxy and no_proxy=127.0.0.1',
+            { http_proxy => "http://127.0.0.1:$pp", no_proxy => '127.0.0.1' }, 0]) {
+    my ($what, $env, $want) = @$c;
+    $before = () = $proxy->lines;
+    $req = $resp->requests;
+    my $he = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off', name => 'httpd-env',
+                                    env => { %noproxy, %$env }, vhosts => \@plain);
+    ok($he->start, "httpd starts with $what in its environment") or BAIL_OUT('no server');
+    # (the responder and the proxy log a request once it is answered)
+    OCSPServer::wait_until(10, sub { $resp->requests - $req >= 3
+                                     && $proxy->lines - $before >= $want });
+    my @all = $proxy->lines;
+    my @new = @all[$before .. $#all];
+    my @p = grep { m{ POST http://127\.0\.0\.1:$rp/(good|delegated) HTTP/1\.[01] -> 200$} } @new;
+    is(scalar @p, $want, "$what: the proxy saw $want startup fetch(es)") or diag(join "\n", @new);
+    is(scalar @new, $want, "$what: and nothing else");
+    is($resp->requests - $req, 3, "$what: the responder answered all three");
+    my $r = handshake($he->port, 'sni2.test');
+    ok($r->{stapled} && $r->{serial} eq $pki->serial('sni2'), "$what: sni2 stapled")
+        or diag(describe($r));
+    $he->stop;
+}
 
 # A bad value.
 my $h3 = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off', name => 'httpd3',

@@ -503,7 +503,9 @@ my $FAILED_RE = qr/AH00016: Configuration Failed|AH00015: Unable to open logs|AH
 #     user => NAME (the server user, written as `User NAME` and `Group` of
 #     NAME's primary group; required when we are root, see :root above),
 #     wrap => [ COMMAND... ] (run `apache2 -k ACTION` under this prefix,
-#     e.g. unshare(1) for a private mount namespace))
+#     e.g. unshare(1) for a private mount namespace),
+#     env => { VAR => value } (added to the environment apache2 is started
+#     with, e.g. http_proxy; a value of undef removes VAR))
 sub new {
     my ($class, %a) = @_;
     my $self = bless { name => 'httpd', mpm => 'event', mpm_conf => {},
@@ -656,9 +658,16 @@ EOF
     close $fh or die "$self->{conf}: $!";
 }
 
-# Runs `apache2 -f CONF -k ACTION`, returns (exit status, output).
+# Runs `apache2 -f CONF -k ACTION`, returns (exit status, output). The
+# server (parent, start-up helper, children) keeps the environment it was
+# started with: ours plus env => {...}.
 sub _ctl {
     my ($self, $action) = @_;
+    my %env = %{ $self->{env} // {} };
+    local %ENV = %ENV;
+    for my $k (keys %env) {
+        if (defined $env{$k}) { $ENV{$k} = $env{$k} } else { delete $ENV{$k} }
+    }
     my $out = OCSPTest::run_capture('timeout', 120, @{ $self->{wrap} // [] }, $HTTPD,
                                     '-f', $self->{conf}, '-k', $action);
     return ($? >> 8, $out);
