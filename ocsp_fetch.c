@@ -411,14 +411,21 @@ cleanup:
 /* ------------------------------------------------------------------ fetch */
 
 /* A batch: each job walks its URLs in order until one gives a verified
- * answer. A URL that failed at the transport level (timeout, refused,
- * unresolvable) is not tried again in the same batch, so a dead responder
- * costs about one timeout per batch, not one per certificate. */
+ * answer. A URL whose last DEAD_AFTER exchanges all failed at the transport
+ * level (timeout, refused, dropped, unresolvable) is dead for the rest of the
+ * batch, so a dead responder costs about one timeout per batch, not one per
+ * certificate; an answer in between (of any kind) clears the count, so one
+ * dropped connection from a busy responder is not taken for death. A job
+ * whose connection was refused or dropped tries the same URL once more, at
+ * the end of the queue. */
+#define DEAD_AFTER 3
+
 typedef struct {
     ocsp_job *job;
     unsigned char *req;
     apr_size_t req_len;
     int next_url;
+    int retried;                        /* the one retry after a drop used */
     apr_status_t first_rv;
     const char *reasons;
     ocsp_http_req http;
@@ -428,7 +435,7 @@ typedef struct {
     job_state *states;
     apr_array_header_t *queue;          /* job_state *, FIFO from head */
     int head;
-    apr_hash_t *dead_urls;
+    apr_hash_t *failures;               /* URL -> int: transport failures in a row */
     apr_pool_t *p;
     ocsp_job_done_fn *done;             /* called as each job ends, or NULL */
     void *done_baton;
@@ -437,7 +444,25 @@ typedef struct {
 static int is_transport_failure(apr_status_t rv)
 {
     return rv == APR_TIMEUP || rv == APR_ECONNREFUSED
-        || rv == APR_EHOSTUNREACH;
+        || rv == APR_ECONNRESET || rv == APR_EHOSTUNREACH;
+}
+
+/* Failed fast, may work at once: worth one more try (a timeout is not: it
+ * has already cost the whole timeout). */
+static int is_retryable(apr_status_t rv)
+{
+    return rv == APR_ECONNREFUSED || rv == APR_ECONNRESET;
+}
+
+static int *failures_of(batch *b, const char *url)
+{
+    int *n = apr_hash_get(b->failures, url, APR_HASH_KEY_STRING);
+
+    if (!n) {
+        n = apr_pcalloc(b->p, sizeof(*n));
+        apr_hash_set(b->failures, url, APR_HASH_KEY_STRING, n);
+    }
+    return n;
 }
 
 static void job_note(job_state *st, const char *url, apr_status_t rv,
@@ -478,7 +503,7 @@ static ocsp_http_req *batch_next(void *ud)
             const char *url = APR_ARRAY_IDX(urls, st->next_url++,
                                             const char *);
 
-            if (apr_hash_get(b->dead_urls, url, APR_HASH_KEY_STRING)) {
+            if (*failures_of(b, url) >= DEAD_AFTER) {
                 job_note(st, url, APR_ECONNREFUSED, "not tried: unreachable "
                          "earlier in this round", b->p);
                 continue;
@@ -504,6 +529,8 @@ static void batch_done(ocsp_http_req *req, void *ud)
     const char *why = req->err;
     apr_status_t rv = req->rv;
 
+    *failures_of(b, req->url) = is_transport_failure(rv)
+                                ? *failures_of(b, req->url) + 1 : 0;
     if (rv == APR_SUCCESS) {
         ans->url = req->url;
         ans->der = req->resp;
@@ -523,8 +550,11 @@ static void batch_done(ocsp_http_req *req, void *ud)
             job->answer = ans;          /* the best we have so far */
         }
     }
-    else if (is_transport_failure(rv)) {
-        apr_hash_set(b->dead_urls, req->url, APR_HASH_KEY_STRING, req->url);
+    else if (is_retryable(rv) && !st->retried) {
+        st->retried = 1;
+        st->next_url--;                 /* the same URL, once more */
+        APR_ARRAY_PUSH(b->queue, job_state *) = st;
+        return;
     }
     job_note(st, req->url, rv, why, b->p);
     APR_ARRAY_PUSH(b->queue, job_state *) = st;     /* on to its next URL */

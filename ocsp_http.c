@@ -53,6 +53,9 @@ static apr_status_t curl_to_apr(CURLcode code)
     case CURLE_OK:                   return APR_SUCCESS;
     case CURLE_OPERATION_TIMEDOUT:   return APR_TIMEUP;
     case CURLE_COULDNT_CONNECT:      return APR_ECONNREFUSED;
+    case CURLE_GOT_NOTHING:          /* connection dropped before an answer */
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:           return APR_ECONNRESET;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY: return APR_EHOSTUNREACH;
     case CURLE_URL_MALFORMAT:

@@ -146,10 +146,12 @@ typedef struct {
 typedef void ocsp_job_done_fn(ocsp_job *job, void *baton);
 
 /* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time,
- * calling done (when not NULL) for each job as it ends. A URL that fails at
- * the transport level (timeout, connection refused, unresolvable) is not
- * tried again within the batch: a dead responder costs about one timeout in
- * total, not one per certificate. */
+ * calling done (when not NULL) for each job as it ends. A URL whose last
+ * three exchanges failed at the transport level (timeout, connection
+ * refused or dropped, unresolvable) is not tried again within the batch: a
+ * dead responder costs about one timeout in total, not one per certificate,
+ * while one dropped connection from a busy responder does not stop the
+ * others. A refused or dropped exchange is tried once more. */
 apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
                               ocsp_job_done_fn *done, void *baton,
                               apr_pool_t *p);

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
 #                   [--delay SECONDS] [--switch FILE] [--bind ADDR]
-#                   [--tls CERT,KEY]
+#                   [--tls CERT,KEY] [--drop-every N]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
@@ -37,6 +37,10 @@
 # --delay SECONDS (fractions allowed): a slow responder. Each request is read
 # at once, then answered only after this delay (tests of slow and hanging
 # responders: the client's timeout, not ours, ends the exchange).
+#
+# --drop-every N: a busy responder behind a load balancer: every Nth
+# connection is closed at once, unanswered (the client sees an empty reply
+# or a reset), logged as mode "-", status "dropped".
 #
 # --bind ADDR: the loopback address to listen on: 127.0.0.1 (the default),
 # another 127.x.y.z, or ::1 (IPv6). Anything else is refused: the responder
@@ -111,7 +115,8 @@ my $MAX_REQUEST = 64 * 1024;   # OCSP requests are a few hundred bytes
 my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
 
 # ---- options --------------------------------------------------------------
-my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch, $tls);
+my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch, $tls,
+    $drop_every);
 my $bind = '127.0.0.1';
 GetOptions(
     'port=i'    => \$port,
@@ -124,9 +129,11 @@ GetOptions(
     'switch=s'  => \$switch,
     'bind=s'    => \$bind,
     'tls=s'     => \$tls,
+    'drop-every=i' => \$drop_every,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
+usage("--drop-every must be 2 or more") if defined $drop_every && $drop_every < 2;
 usage("--delay must be between 0 and 3600 seconds")
     if defined $delay && ($delay < 0 || $delay > 3600);
 usage("--bind takes a loopback address: 127.0.0.1 (127.x.y.z) or ::1")
@@ -163,7 +170,7 @@ sub usage {
     print STDERR "ocsp_responder: $msg\n" if $msg;
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
                . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]"
-               . " [--bind ADDR] [--tls CERT,KEY]\n";
+               . " [--bind ADDR] [--tls CERT,KEY] [--drop-every N]\n";
     exit 2;
 }
 
@@ -682,9 +689,16 @@ if (defined $pidfile) {
     rename $tmp, $pidfile or die "ocsp_responder: rename $tmp: $!\n";
 }
 
+my $accepted = 0;
 while (1) {
     my $conn = $listener->accept;
     next unless $conn;                  # EINTR from SIGCHLD
+    if ($drop_every && ++$accepted % $drop_every == 0) {
+        $PEER = $conn->peerhost // '-';
+        log_request('-', 'dropped', 0, 0, '-');
+        close $conn;
+        next;
+    }
     # Hold SIGCHLD until the child is in %children: a child that exits at
     # once must not be reaped before it is recorded (or it would stay listed
     # and a later stop could signal a recycled PID).

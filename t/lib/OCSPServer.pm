@@ -403,8 +403,9 @@ sub url {
         scheme => $self->{tls} ? 'https' : 'http');
 }
 
-# start(nmin => N, ndays => N, delay => SECONDS, switch => FILE): returns
-# once it listens (switch: see ocsp_responder.pl's /switch/<mode>).
+# start(nmin => N, ndays => N, delay => SECONDS, switch => FILE,
+# drop_every => N): returns once it listens (switch: see ocsp_responder.pl's
+# /switch/<mode>; drop_every: every Nth connection closed unanswered).
 sub start {
     my ($self, %o) = @_;
     die "responder already running\n" if $self->{pid};
@@ -416,6 +417,7 @@ sub start {
     push @cmd, '--ndays', $o{ndays} if defined $o{ndays};
     push @cmd, '--delay', $o{delay} if defined $o{delay};
     push @cmd, '--switch', $o{switch} if defined $o{switch};
+    push @cmd, '--drop-every', $o{drop_every} if defined $o{drop_every};
     push @cmd, '--bind', $self->{bind} if defined $self->{bind};
     push @cmd, '--tls', join(',', @{ $self->{tls} }) if $self->{tls};
     my $pid = fork;
