@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
-#                   [--delay SECONDS] [--switch FILE]
+#                   [--delay SECONDS] [--switch FILE] [--received FILE]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
@@ -23,6 +23,14 @@
 # the client has gone). <path> is the request path without a GET request's
 # base64 part, so tests can tell apart clients that use the same mode under
 # different paths (/garbage/a, /garbage/b).
+#
+# --received FILE: one more line per request, appended to FILE as soon as the
+# request has been read, before any --delay and before the answer:
+#   <epoch> <mode> recv <request-bytes> - <path>
+# (the fields of --log, status "recv"). A client that got an answer has its
+# request in FILE already, so a test can tell "no request was made" from "a
+# request is still being answered" (FILE has more lines than --log for a
+# mode while requests are in flight).
 #
 # Runs in the foreground (callers background it with &). The PID is written
 # to --pidfile once the socket is listening, so callers can wait for that
@@ -95,7 +103,7 @@ my $MAX_REQUEST = 64 * 1024;   # OCSP requests are a few hundred bytes
 my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
 
 # ---- options --------------------------------------------------------------
-my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch);
+my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch, $recvfile);
 GetOptions(
     'port=i'    => \$port,
     'pki=s'     => \$pki,
@@ -105,6 +113,7 @@ GetOptions(
     'ndays=i'   => \$ndays,
     'delay=f'   => \$delay,
     'switch=s'  => \$switch,
+    'received=s' => \$recvfile,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
@@ -123,7 +132,8 @@ sub usage {
     my ($msg) = @_;
     print STDERR "ocsp_responder: $msg\n" if $msg;
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
-               . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]\n";
+               . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]"
+               . " [--received FILE]\n";
     exit 2;
 }
 
@@ -469,10 +479,24 @@ sub slurp {
 sysopen(my $LOG, $logfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
     or die "ocsp_responder: cannot open $logfile: $!\n";
 
-sub log_request {
-    my ($mode, $status, $reqlen, $resplen, $path) = @_;
+my $RECV;
+if (defined $recvfile) {
+    sysopen($RECV, $recvfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
+        or die "ocsp_responder: cannot open $recvfile: $!\n";
+}
+
+sub log_line {
+    my ($fh, $mode, $status, $reqlen, $resplen, $path) = @_;
     $path = '-' unless defined $path && $path =~ m{^/[\w./-]*\z};   # log-safe
-    syswrite($LOG, join(' ', time, $mode, $status, $reqlen, $resplen, $path) . "\n");
+    syswrite($fh, join(' ', time, $mode, $status, $reqlen, $resplen, $path) . "\n");
+}
+
+sub log_request  { log_line($LOG, @_) }
+
+# A request read, not yet answered (--received).
+sub log_received {
+    my ($mode, $reqlen, $path) = @_;
+    log_line($RECV, $mode, 'recv', $reqlen, '-', $path) if $RECV;
 }
 
 # ---- HTTP -----------------------------------------------------------------
@@ -529,6 +553,7 @@ sub handle_connection {
     binmode $conn;
     my ($method, $path, $body) = read_request($conn);
     if ($method =~ /^\d+\z/) {                     # parse error
+        log_received('-', 0, '-');
         send_response($conn, $method, 'text/plain', "bad request\n");
         log_request('-', $method, 0, 0, '-');
         return;
@@ -556,6 +581,7 @@ sub handle_connection {
         $rest =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
         $body = decode_base64($rest);
     }
+    log_received($mode, length $body, $logpath);
     # A slow responder: the request is in, the answer comes late. The client
     # may have given up meanwhile: the request is still logged (no SIGPIPE).
     if ($delay) {
