@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
 #                   [--delay SECONDS] [--switch FILE] [--bind ADDR]
-#                   [--tls CERT,KEY] [--drop-every N]
+#                   [--tls CERT,KEY] [--drop-every N] [--received FILE]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
@@ -29,6 +29,14 @@
 # address (127.0.0.1, ::1), <scheme> http or https. With --tls, a client
 # that gives up during the TLS handshake (it refused our certificate) is
 # logged too, as mode "-", status "tls-failed", path "-".
+#
+# --received FILE: one more line per request, appended to FILE as soon as the
+# request has been read, before any --delay and before the answer:
+#   <epoch> <mode> recv <request-bytes> - <path>
+# (the fields of --log, status "recv"). A client that got an answer has its
+# request in FILE already, so a test can tell "no request was made" from "a
+# request is still being answered" (FILE has more lines than --log for a
+# mode while requests are in flight).
 #
 # Runs in the foreground (callers background it with &). The PID is written
 # to --pidfile once the socket is listening, so callers can wait for that
@@ -116,7 +124,7 @@ my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
 
 # ---- options --------------------------------------------------------------
 my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch, $tls,
-    $drop_every);
+    $drop_every, $recvfile);
 my $bind = '127.0.0.1';
 GetOptions(
     'port=i'    => \$port,
@@ -130,6 +138,7 @@ GetOptions(
     'bind=s'    => \$bind,
     'tls=s'     => \$tls,
     'drop-every=i' => \$drop_every,
+    'received=s' => \$recvfile,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
@@ -170,7 +179,8 @@ sub usage {
     print STDERR "ocsp_responder: $msg\n" if $msg;
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
                . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]"
-               . " [--bind ADDR] [--tls CERT,KEY] [--drop-every N]\n";
+               . " [--bind ADDR] [--tls CERT,KEY] [--drop-every N]"
+               . " [--received FILE]\n";
     exit 2;
 }
 
@@ -518,11 +528,25 @@ sysopen(my $LOG, $logfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
 
 my $PEER = '-';                 # the client's address, set in each child
 
-sub log_request {
-    my ($mode, $status, $reqlen, $resplen, $path) = @_;
+my $RECV;
+if (defined $recvfile) {
+    sysopen($RECV, $recvfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
+        or die "ocsp_responder: cannot open $recvfile: $!\n";
+}
+
+sub log_line {
+    my ($fh, $mode, $status, $reqlen, $resplen, $path) = @_;
     $path = '-' unless defined $path && $path =~ m{^/[\w./-]*\z};   # log-safe
-    syswrite($LOG, join(' ', time, $mode, $status, $reqlen, $resplen, $path,
-                        $PEER, $tls ? 'https' : 'http') . "\n");
+    syswrite($fh, join(' ', time, $mode, $status, $reqlen, $resplen, $path,
+                       $PEER, $tls ? 'https' : 'http') . "\n");
+}
+
+sub log_request  { log_line($LOG, @_) }
+
+# A request read, not yet answered (--received).
+sub log_received {
+    my ($mode, $reqlen, $path) = @_;
+    log_line($RECV, $mode, 'recv', $reqlen, '-', $path) if $RECV;
 }
 
 # ---- HTTP -----------------------------------------------------------------
@@ -579,6 +603,7 @@ sub handle_connection {
     binmode $conn;
     my ($method, $path, $body) = read_request($conn);
     if ($method =~ /^\d+\z/) {                     # parse error
+        log_received('-', 0, '-');
         send_response($conn, $method, 'text/plain', "bad request\n");
         log_request('-', $method, 0, 0, '-');
         return;
@@ -606,6 +631,7 @@ sub handle_connection {
         $rest =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
         $body = decode_base64($rest);
     }
+    log_received($mode, length $body, $logpath);
     # A slow responder: the request is in, the answer comes late. The client
     # may have given up meanwhile: the request is still logged (no SIGPIPE).
     if ($delay) {

@@ -8,10 +8,10 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use OCSPServer qw(setup handshake describe update_ok_re);
 
-plan tests => 9;
+plan tests => 11;
 OCSPServer::deadline(180);
 
 my ($w, $pki, $resp) = setup();
@@ -47,37 +47,48 @@ ok(defined $at && $at >= 26 && $at <= 34 && !@meanwhile,
             "connections meanwhile:\n", @meanwhile, $h->log_lines(qr/ocspstaple/));
 
 # The process that renewed publishes at once; a handshake picks the new
-# response up right after (at most a second per process): poll a few seconds.
+# response up right after (at most a second per process): poll (bounded).
 my $later;
-OCSPServer::wait_until(5, sub {
+OCSPServer::wait_until(15, sub {
     $later = $h->handshake_pid('rsa.test');
     $later->{stapled} && ($later->{this_update} // 0) > $tu1;
-}, 0.2);
+}, 0.3);
 ok($later->{stapled} && ($later->{this_update} // 0) > $tu1,
    'a handshake now staples the renewed response (later thisUpdate)')
     or diag('first: ', describe($first), "\nlater: ", describe($later));
 
-# Every child must staple the renewed response (the others take it from the
-# shared cache at their next background tick, each second): handshakes until
-# each child of the server has served at least one (bounded).
-sleep 1.5;
-my ($parent, @kids) = $h->processes;
-my (@all, %served);
-OCSPServer::wait_until(30, sub {
-    my $r = $h->handshake_pid('rsa.test');
-    push @all, $r;
-    $served{$r->{pid} // '?'}++;
-    !grep { !$served{$_} } @kids;
-}, 0);
+# Every child must staple the renewed response: the others take it from the
+# shared cache at their next background tick (each second). Handshakes
+# (0.3 s apart) until the latest one of each child staples it; a child that
+# has shown it never goes back to the old one.
+my @kids = $h->children;
+my ($all_new, $all) = $h->poll_children(30, sub { $h->handshake_pid('rsa.test') },
+    sub { $_[0]{stapled} && ($_[0]{this_update} // 0) == ($later->{this_update} // -1) });
+my %served = map { ($_->{pid} // '?') => 1 } @$all;
 my @unserved = grep { !$served{$_} } @kids;
-ok(@kids >= 4 && !@unserved,
-   scalar(@all) . ' handshakes reached all ' . scalar(@kids) . ' children ('
-   . join(' ', sort keys %served) . ')')
-    or diag("children: @kids; not reached: @unserved");
-my @old = grep { !$_->{stapled} || ($_->{this_update} // 0) != $later->{this_update} } @all;
-ok(@all && !@old, 'every one of them (each child) staples the renewed response')
-    or diag(map { "pid " . ($_->{pid} // '?') . ': ' . describe($_) . "\n" } @old);
-sleep 2;    # let any (wrong) per-process fetch reach the responder log
+ok(@kids >= 4 && $all_new && !@unserved,
+   scalar(@$all) . ' handshakes reached all ' . scalar(@kids) . ' children ('
+   . join(' ', sort keys %served) . '), each of which now staples the renewed response')
+    or diag("children: @kids; not reached: @unserved\n",
+            map { 'pid ' . ($_->{pid} // '?') . ': ' . describe($_) . "\n" } @$all);
+my (%new, @back);
+for my $r (@$all) {
+    my $pid = $r->{pid} // '?';
+    my $is_new = $r->{stapled} && ($r->{this_update} // 0) == ($later->{this_update} // -1);
+    push @back, $r if $new{$pid} && !$is_new;
+    $new{$pid} ||= $is_new;
+}
+ok(@$all && !@back, 'no child went back to an older response once it stapled the renewed one')
+    or diag(map { 'pid ' . ($_->{pid} // '?') . ': ' . describe($_) . "\n" } @back);
+
+# A (wrong) fetch of its own by any child would come at that child's renewal
+# time, planned 27 to 30 s after thisUpdate, at its next tick. Wait until
+# that window is over and the responder is answering nothing: every request
+# made by then has been read and answered (its received log has every
+# request before its answer).
+ok(OCSPServer::wait_until(40, sub { time >= $tu1 + 32 && $resp->in_flight == 0 }, 0.2),
+   'the renewal window of every child is over, no request in flight')
+    or diag('requests read ', $resp->received, ', answered ', $resp->requests);
 
 my @updates = $h->log_lines(qr/OCSPSTAPLE000[2345]: /);
 my $requests = $resp->requests;
@@ -85,6 +96,7 @@ is($requests, scalar(@updates),
    'responder requests == update log lines: one request per renewal for the whole server')
     or diag("responder log:\n", OCSPServer::slurp($resp->log_file), "updates:\n", @updates);
 is($requests, 2, 'two requests: startup and one renewal');
+is($resp->received, 2, 'and the responder read no other request');
 
 $h->stop;
 $resp->stop;

@@ -7,7 +7,7 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use OCSPServer qw(setup handshake describe update_ok_re update_failed_re);
 
 plan tests => 8;
@@ -26,11 +26,13 @@ my $next_update = $warm->{next_update} // time + 60;
 $resp->stop;
 
 # Until nextUpdate: always stapled, always the same (still valid) response.
+# A handshake a second until 2 s before nextUpdate.
 my (@before, @after);
-while (time < $next_update - 2) {
+OCSPServer::wait_until($next_update - time + 5, sub {
+    return 1 if time >= $next_update - 2;
     push @before, handshake($h->port, 'rsa.test');
-    sleep 1;
-}
+    return 0;
+}, 1);
 my @bad = grep { !$_->{stapled} || $_->{this_update} != $warm->{this_update} } @before;
 ok(@before >= 10 && !@bad,
    scalar(@before) . ' handshakes until nextUpdate: all stapled with the last good response')
@@ -40,14 +42,20 @@ my $failed = $h->wait_for_log(update_failed_re('rsa'), 5);
 like($failed // '', qr/\[ocspstaple:warn\].*\Q${\ $pki->url('good') }\E.*still stapling the previous response/,
      'OCSPSTAPLE0003 (warn) names the responder URL while the old response is valid');
 
-# Past nextUpdate: no staple, and never one that has expired.
-sleep 0.2 while time < $next_update + 1;
-for (1 .. 4) {
-    push @after, handshake($h->port, 'rsa.test');
-    sleep 0.5;
-}
-ok(!grep({ $_->{stapled} } @after), 'after nextUpdate: no staple')
-    or diag(map { describe($_) . "\n" } @after);
+# Past nextUpdate (a moment in time: a second after it): no staple from any
+# child (handshakes, 0.3 s apart, until each has served one, at least 4),
+# and never one that has expired.
+OCSPServer::wait_until($next_update + 1 - time + 5, sub { time >= $next_update + 1 }, 0.2);
+my %served;
+my $reached = OCSPServer::wait_until(30, sub {
+    my $r = $h->handshake_pid('rsa.test');
+    push @after, $r;
+    $served{$r->{pid} // '?'}++;
+    @after >= 4 && !grep { !$served{$_} } $h->children;
+}, 0.3);
+ok($reached && !grep({ $_->{stapled} } @after),
+   'after nextUpdate: no staple (' . scalar(@after) . ' handshakes, every child)')
+    or diag(map { 'pid ' . ($_->{pid} // '?') . ': ' . describe($_) . "\n" } @after);
 my @expired = grep { $_->{stapled} && ($_->{next_update} // 0) <= int($_->{time}) }
               @before, @after;
 ok(!@expired, 'never an expired response stapled')

@@ -8,7 +8,7 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use OCSPServer qw(setup handshake describe update_ok_re);
 
 plan tests => 6;
@@ -33,12 +33,12 @@ my $expires = $first->{next_update} // time + 60;
 my @hs = ($first);
 my (undef, @renew_kids) = $h->processes;     # taken before each look at
 my @reqs = requests();                          # the responder's log
-while (time < $expires - 1 && @reqs < 2) {
+OCSPServer::wait_until($expires - 1 - time, sub {
     push @hs, $h->handshake_pid('rsa.test');
-    sleep 0.5;
     (undef, @renew_kids) = $h->processes;
     @reqs = requests();
-}
+    @reqs >= 2;
+}, 0.5) if @reqs < 2;
 my @bad = grep { !$_->{stapled} } @hs;
 ok(@hs >= 10 && !@bad, scalar(@hs) . ' handshakes (a new child for each): all stapled')
     or diag(map { describe($_) . "\n" } @bad);
@@ -65,19 +65,22 @@ ok(defined $at && $at >= 26 && $at <= 34 && $reqs[1][1] eq 'good',
 
 # From then on handshakes staple the renewed response: poll until the first
 # one does. A child that was already running takes it at its next background
-# tick (each second): the handshakes that start 1.5 s after that one, each in
-# a new child, must all staple it.
+# tick (each second); every child forked after that handshake (each serves
+# one connection) must staple it from its first handshake: handshakes
+# (0.3 s apart) until 6 have been served by such children.
 my $later;
-OCSPServer::wait_until(5, sub {
+OCSPServer::wait_until(15, sub {
     $later = $h->handshake_pid('rsa.test');
     $later->{stapled} && ($later->{this_update} // 0) > $tu1;
-}, 0.2);
+}, 0.3);
+my %running = map { $_ => 1 } $h->children;
+my $forked_later = sub { grep { defined $_->{pid} && !$running{$_->{pid}} } @_ };
 my @more;
-OCSPServer::wait_until(20, sub {
+OCSPServer::wait_until(30, sub {
     push @more, $h->handshake_pid('rsa.test');
-    grep({ $_->{time} >= $later->{time} + 1.5 } @more) >= 6;
-}, 0.2);
-my @after = ($later, grep { $_->{time} >= $later->{time} + 1.5 } @more);
+    $forked_later->(@more) >= 6;
+}, 0.3);
+my @after = ($later, $forked_later->(@more));
 my %pids = map { ($_->{pid} // '?') => 1 } @after;
 my @old = grep { !$_->{stapled} || ($_->{this_update} // 0) <= $tu1 } @after;
 ok(@after >= 7 && !@old && keys(%pids) == @after,

@@ -22,10 +22,11 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use File::Path ();
 use OCSPServer qw(setup handshake describe);
-use OCSPFaults qw(%CASE @MODES have_faketime update_lines);
+use OCSPFaults qw(%CASE @MODES have_faketime update_lines settled_counts);
+use OCSPOps;
 
 OCSPServer::deadline(200);
 my $T0 = time;
@@ -71,7 +72,8 @@ my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, name => 'renew', store =>
     mpm_conf => { ServerLimit => 2, StartServers => 2, ThreadsPerChild => 25,
                   MaxRequestWorkers => 50, MinSpareThreads => 25, MaxSpareThreads => 75 },
     global => [ 'OCSPStaplingResponderTimeout 5', 'OCSPStaplingRenewWindow 100s',
-                'OCSPStaplingReturnResponderErrors on' ],
+                'OCSPStaplingReturnResponderErrors on',
+                "<Location /ocsp-status>\n    SetHandler ocspstaple-status\n</Location>" ],
     vhosts => \@vhosts);
 my $took = $h->start(timeout => 60);
 ok($took, sprintf('httpd starts (%.1f s)', $took // -1)) or BAIL_OUT('no server');
@@ -87,6 +89,10 @@ my @no_good = grep { !(update_lines("f-$_", @startup) == 1
                        && (update_lines("f-$_", @startup))[0] =~ /OCSPSTAPLE0002: .* status good,/) } @modes;
 ok(!@no_good, 'startup: one good response fetched for every certificate')
     or diag("not good: @no_good\n", @startup);
+# The startup attempt of each certificate, as the status page has it: a
+# process that has taken the renewal's outcome shows a later one.
+my $st0 = OCSPOps::status_json($h->port);
+my %attempt0 = map { $_->{id} => $_->{last_attempt} // '' } @{ $st0 ? $st0->{certificates} : [] };
 
 # ---- before the renewal: the good responses are stapled --------------------
 my %before;
@@ -111,7 +117,7 @@ my $renewed = OCSPServer::wait_until(40, sub {
     push @during, $r;
     my @l = $h->log_lines(qr/OCSPSTAPLE000[2-5]:/, $offset);
     return !grep { !update_lines("f-$_", @l) } @modes;
-}, 0.1);
+}, 0.3);
 ok($renewed, sprintf('every certificate was renewed against its fault (%.1f s after the switch)',
                      time - $t_switch));
 my @slow = grep { !$_->{connected} || !$_->{stapled} || $_->{elapsed} >= $FAST } @during;
@@ -120,16 +126,24 @@ ok(@during >= 10 && !@slow,
    sprintf('%d handshakes while the renewals hung or failed: all stapled, each under %.0f s '
            . '(slowest %.3f s)', scalar @during, $FAST, $slowest ? $slowest->{elapsed} : -1))
     or diag(map { describe($_) . "\n" } @slow);
-sleep 0.5;                       # lines of a round are written when it ends
 
 # ---- one line per fetch, naming certificate, URL and reason ----------------
-my @after_lines = $h->log_lines(qr/OCSPSTAPLE000[2-5]:/, $offset);
+# Retries go on meanwhile: each certificate's logs as seen settled (no
+# request of its in flight, a line for each fetch answered), the startup
+# fetch included.
+my $view = settled_counts(30, $resp, map { [ $_, $h, "f-$_", "/switch/$_" ] } @modes);
 my @resp_log = map { [split ' '] } split /\n/, OCSPServer::slurp($resp->log_file);
 for my $m (@modes) {
     my $c = $CASE{$m};
     my $url = $pki->url("switch/$m");
-    my @l = update_lines("f-$m", @after_lines);
-    my $n = grep { ($_->[5] // '') eq "/switch/$m" && $_->[1] eq $m } @resp_log;
+    my $v = $view->{$m};
+    my @l = @{ $v->{lines} };
+    shift @l;                   # the startup fetch's (good, checked above)
+    my $n = $v->{answered} - 1;
+    # Of the requests the settled view counted (the first ones: the log only
+    # grows), those answered as the fault.
+    my @mine = (grep { ($_->[5] // '') eq "/switch/$m" } @resp_log)[0 .. $v->{answered} - 1];
+    my $faults = grep { defined && $_->[1] eq $m } @mine;
     my $want = $c->{kind} eq 'nonext'
         ? qr/\[ocspstaple:info\].*OCSPSTAPLE0002: cert "CN=f-$m\.test".*: update ok from \Q$url\E: status good, .*nextUpdate \(none\)/
       : $c->{kind} eq 'unknown'
@@ -137,15 +151,25 @@ for my $m (@modes) {
       : $c->{kind} eq 'revoked'
         ? qr/\[ocspstaple:crit\].*OCSPSTAPLE0004: cert "CN=f-$m\.test".*: REVOKED according to \Q$url\E \(it was good until now\)/
       : qr/\[ocspstaple:warn\].*OCSPSTAPLE0003: cert "CN=f-$m\.test" serial [0-9A-F]+ id [0-9a-f]{16}: update failed: \Q$url\E: (?:$c->{reason}).*; still stapling the previous response until its nextUpdate; retry in \d+ s/;
-    ok(@l >= 1 && $l[0] =~ $want && (@l == $n || @l == $n - 1),
+    ok(@l >= 1 && $l[0] =~ $want && $v->{settled} && $faults == $n,
        "$m: one line per fetch (" . scalar(@l) . " for $n), naming the certificate, $url and "
        . ($c->{kind} =~ /^(?:fail|error)\z/ ? 'the reason' : "the $c->{kind} status"))
-        or diag("lines:\n", @l, "expected: $want\n");
+        or diag("requests read $v->{received}, answered $v->{answered} ($faults as $m); lines:\n",
+                @l, "expected: $want\n");
 }
 
 # ---- after the renewal: still the last good response ------------------------
-# (every child has the renewal's outcome after its next background tick)
-sleep 1.5;
+# Every child takes the renewal's outcome at its next background tick: wait
+# until each of them has served a status page (its own copies) on which
+# every f-* certificate shows a later attempt than at startup.
+my ($taken, $pages) = $h->poll_children(30, sub { OCSPOps::status_pid($h) }, sub {
+    my $j = $_[0]{json} or return 0;
+    my @rows = grep { ($_->{subject} // '') =~ /CN=f-/ } @{ $j->{certificates} // [] };
+    return @rows && !grep { ($_->{last_attempt} // '') eq ($attempt0{$_->{id}} // '') } @rows;
+});
+ok($taken, 'every child has taken the renewals\' outcome (' . scalar(@$pages) . ' status pages, '
+   . 'children ' . join(' ', sort keys %{{ map { ($_->{pid} // '?') => 1 } @$pages }}) . ')')
+    or diag('children: ', join(' ', $h->children));
 for my $name ('unknown-off', @modes) {
     my $m = $name eq 'unknown-off' ? 'unknown' : $name;
     my $c = $CASE{$m};

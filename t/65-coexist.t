@@ -16,7 +16,7 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use OCSPServer qw(setup handshake describe update_ok_re);
 
 plan tests => 25;
@@ -43,14 +43,19 @@ my $ours = $h->log_lines(update_ok_re('rsa'));
 ok($ours, '(a) rsa.test\'s certificate fetched by mod_ocspstaple at startup');
 ok(!$h->log_lines(qr/OCSPSTAPLE000[2-5]: cert "CN=(?:sni2|offvhost)\.test"/),
    '(b, c) their certificates are not ours');
-sleep 1;
-is($resp->requests, 1, 'the responder saw one request at startup (ours)');
+# Requests are counted as the responder READ them (it logs one before it
+# answers): whoever made a request and waited for its answer, during the
+# start or in a handshake, has it counted by the time it goes on. At
+# startup also none still being answered.
+OCSPServer::wait_until(10, sub { $resp->in_flight == 0 }, 0.1);
+ok($resp->received == 1 && $resp->requests == 1, 'the responder saw one request at startup (ours)')
+    or diag('read ', $resp->received, ', answered ', $resp->requests);
 
 # (a) stapled by us: no fetch in the handshake.
 my $off = $h->log_size;
 my $r = handshake($h->port, 'rsa.test');
 ok($r->{stapled} && $r->{serial} eq $pki->serial('rsa'), '(a) rsa.test stapled') or diag(describe($r));
-is($resp->requests, 1, '(a) no request during its handshake');
+is($resp->received, 1, '(a) no request during its handshake');
 ok(!$h->log_lines(qr/AH01938: /, $off), '(a) mod_ssl did not query a responder');
 
 # (b) stapled by mod_ssl, which fetches inside the handshake.
@@ -58,25 +63,25 @@ $off = $h->log_size;
 my $t0 = time;
 $r = handshake($h->port, 'sni2.test');
 ok($r->{stapled} && $r->{serial} eq $pki->serial('sni2'), '(b) sni2.test stapled') or diag(describe($r));
-is($resp->requests, 2, '(b) the responder saw a request during that handshake');
+is($resp->received, 2, '(b) the responder saw a request during that handshake');
 ok(scalar($h->log_lines(qr/\[ssl:debug\].*AH01938: stapling_renew_response: querying responder/, $off)),
    '(b) mod_ssl logged its query (AH01938) during the handshake');
-my ($ts) = map { (split ' ')[0] } grep { /\S/ } (split /\n/, OCSPServer::slurp($resp->log_file))[-1];
+my ($ts) = map { (split ' ')[0] } grep { /\S/ } (split /\n/, OCSPServer::slurp($resp->received_file))[-1];
 ok(($ts // 0) >= int($t0), '(b) the request came after the handshake started, not at startup');
 $r = handshake($h->port, 'sni2.test');
-ok($r->{stapled} && $resp->requests == 2, '(b) next handshake stapled from mod_ssl\'s cache');
+ok($r->{stapled} && $resp->received == 2, '(b) next handshake stapled from mod_ssl\'s cache');
 
 # (c) nobody staples.
 $r = handshake($h->port, 'offvhost.test');
 ok($r->{connected} && !$r->{stapled}, '(c) offvhost.test: no staple') or diag(describe($r));
-is($resp->requests, 2, '(c) and no request');
+is($resp->received, 2, '(c) and no request');
 $h->stop;
 
 # (d) mod_md.
 SKIP: {
     skip "$moddir/mod_md.so not installed", 10 unless -f "$moddir/mod_md.so";
     my $no_ca = 'MDCertificateAuthority http://127.0.0.1:' . OCSPServer::free_port() . '/directory';
-    my $req = $resp->requests;
+    my $req = $resp->received;
     # mod_md starts offline with static certificate files and manual renewal:
     # it has nothing to obtain, so it never contacts an ACME CA.
     my $h2 = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off', name => 'httpd-md',
@@ -103,8 +108,14 @@ SKIP: {
     my $md = OCSPServer::wait_until(30, sub { handshake($h2->port, 'sni2.test')->{stapled} }, 1);
     ok($md && !$h2->log_lines(qr/OCSPSTAPLE000[2-5]: cert "CN=sni2\.test"/),
        '(d) sni2.test (OCSPUseStapling off) stapled by mod_md, not by us');
-    sleep 2;
-    is($resp->requests - $req, 2, '(d) two requests: ours for rsa.test, mod_md\'s for sni2.test');
+    # mod_md's OCSP round is over once it plans the next one (AH10199), and
+    # every request read has been answered: then count.
+    my $round = $h2->wait_for_log(qr/\[md:debug\].*AH10199: md ocsp watchdog next run in/, 30);
+    OCSPServer::wait_until(10, sub { $resp->in_flight == 0 }, 0.1);
+    ok($round && $resp->received - $req == 2 && $resp->requests - $req == 2,
+       '(d) two requests: ours for rsa.test, mod_md\'s for sni2.test (after mod_md\'s round, AH10199)')
+        or diag('read ', $resp->received - $req, ', answered ', $resp->requests - $req,
+                $round ? '' : "; no AH10199 line\n", $h2->log_lines(qr/\[md:/));
     $h2->stop;
 
     # The one-line form of a managed domain, with MDStapling on globally.

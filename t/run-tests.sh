@@ -19,7 +19,8 @@
 #     printed), stop httpd; exit with the tests' status.
 #
 # Environment passed to the .t files: OCSP_PORT, OCSP_PKI (absolute),
-# OCSP_RESPONDER_LOG, OCSP_ROOT (checkout), OCSP_MODULE (the .so),
+# OCSP_RESPONDER_LOG, OCSP_RESPONDER_RECEIVED (the responder's log of
+# requests read, before their answer), OCSP_ROOT (checkout), OCSP_MODULE (the .so),
 # OCSP_HTTPD_MODULES (directory of the httpd modules), OCSP_TEST_USER (the
 # unprivileged user), HOME, APACHE_TEST_NO_STICKY_PREFERENCES.
 # Arguments go to prove: `t/run-tests.sh -v t/10-good.t` runs one test
@@ -157,10 +158,13 @@ OCSP_PORT=$(free_port)
 run "${AS_TEST_USER[@]}" "$ROOT/scripts/mkpki.sh" "$T/pki" "$OCSP_PORT" >/dev/null
 OCSP_PKI=$T/pki
 OCSP_RESPONDER_LOG=$T/logs/responder.log
+OCSP_RESPONDER_RECEIVED=$T/logs/responder.received.log
 : > "$OCSP_RESPONDER_LOG"
-own "$OCSP_RESPONDER_LOG"
+: > "$OCSP_RESPONDER_RECEIVED"
+own "$OCSP_RESPONDER_LOG" "$OCSP_RESPONDER_RECEIVED"
 "${AS_TEST_USER[@]}" perl "$ROOT/scripts/ocsp_responder.pl" --port "$OCSP_PORT" --pki "$OCSP_PKI" \
-    --log "$OCSP_RESPONDER_LOG" --pidfile "$T/logs/responder.pid" \
+    --log "$OCSP_RESPONDER_LOG" --received "$OCSP_RESPONDER_RECEIVED" \
+    --pidfile "$T/logs/responder.pid" \
     2>> "$T/logs/responder.stderr" &
 RESPONDER_PID=$!
 for _ in $(seq 100); do
@@ -169,7 +173,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -s "$T/logs/responder.pid" ] || die "OCSP responder did not start on 127.0.0.1:$OCSP_PORT"
-export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE \
+export OCSP_PORT OCSP_PKI OCSP_RESPONDER_LOG OCSP_RESPONDER_RECEIVED OCSP_ROOT=$ROOT OCSP_MODULE=$MODULE \
     OCSP_HTTPD_MODULES=$MODDIR
 
 # ---- 3. httpd config, server, tests -------------------------------------

@@ -8,6 +8,7 @@ package OCSPCacheServer;
 #   my $r = OCSPCacheServer::Redis->new(dir => $w);       # or ::Memcached
 #   $r->start;  $r->stop;  $r->restart;   # same port; bounded waits
 #   $r->freeze;  $r->thaw;                # SIGSTOP / SIGCONT: a hung cache
+#   $r->waiting_requests;  # requests sent to it and not read (while frozen)
 #   $r->spec;          # "redis:127.0.0.1:PORT", for OCSPStaplingCache
 #   $r->load_module;   # "LoadModule socache_redis_module .../mod_socache_redis.so"
 #   $r->keys;  $r->get($key);  $r->set($key, $bytes);  $r->flush;
@@ -137,6 +138,24 @@ sub thaw {
     my ($self) = @_;
     return 0 unless $self->{pid} && delete $self->{frozen};
     return kill 'CONT', $self->{pid};
+}
+
+# waiting_requests(): connections to this server holding bytes it has not
+# read (from /proc/net/tcp: established, local port ours, receive queue not
+# empty). While frozen: clients that sent a request and wait for the answer.
+sub waiting_requests {
+    my ($self) = @_;
+    my $port = sprintf '%04X', $self->{port};
+    my $n = 0;
+    for my $file ('/proc/net/tcp', '/proc/net/tcp6') {
+        for (split /\n/, OCSPServer::slurp($file)) {
+            my @f = split ' ';
+            next unless @f > 4 && $f[1] =~ /:$port\z/ && $f[3] eq '01';
+            my (undef, $rx) = split /:/, $f[4];
+            $n++ if hex($rx // 0) > 0;
+        }
+    }
+    return $n;
 }
 
 # restart(): stop, then start again on the same port (empty: nothing is
@@ -390,6 +409,13 @@ sub staple_text {
 sub request_times {
     my ($resp) = @_;
     return map { (split ' ')[0] } split /\n/, OCSPServer::slurp($resp->log_file);
+}
+
+# received_times(RESPONDER): the epoch times of the requests it read,
+# answered or not yet (a request is logged there before its answer).
+sub received_times {
+    my ($resp) = @_;
+    return map { (split ' ')[0] } split /\n/, OCSPServer::slurp($resp->received_file);
 }
 
 # The pid a server's records name as their origin ("host/pid").

@@ -26,7 +26,8 @@ use strict;
 use warnings FATAL => 'all';
 
 use Exporter 'import';
-our @EXPORT_OK = qw(%CASE @MODES have_faketime update_lines request_count);
+our @EXPORT_OK = qw(%CASE @MODES have_faketime update_lines request_count
+                    received_count settled_counts);
 
 our %CASE = (
     hang        => { kind => 'fail', reason => qr/Operation timed out after \d+ milliseconds with 0 bytes received/ },
@@ -81,12 +82,75 @@ sub update_lines {
 }
 
 # Requests the responder (an OCSPServer::Responder) logged for PATH (the
-# 6th field of its log lines).
+# 6th field of its log lines): answered (or, for hang and close, given up).
 sub request_count {
     my ($resp, $path) = @_;
-    open my $fh, '<', $resp->log_file or return 0;
-    my @lines = <$fh>;
-    return scalar grep { ((split ' ')[5] // '') eq $path } @lines;
+    return _path_count($resp->log_file, $path);
+}
+
+# Requests the responder has read for PATH, answered or not (its received
+# log, written before the answer).
+sub received_count {
+    my ($resp, $path) = @_;
+    return _path_count($resp->received_file, $path);
+}
+
+sub _path_count {
+    my ($file, $path) = @_;
+    return _path_counts($file)->{$path} // 0;
+}
+
+# { PATH => number of lines } of a responder log.
+sub _path_counts {
+    my ($file) = @_;
+    my %n;
+    open my $fh, '<', $file or return \%n;
+    while (my $line = <$fh>) {           # not $_: callers' loops alias it
+        $n{(split ' ', $line)[5] // ''}++;
+    }
+    return \%n;
+}
+
+# settled_counts(TIMEOUT, RESP, CASES): CASES is a list of
+# [KEY, HTTPD, NAME, PATH, OFFSET]: the module's update lines about leaf NAME
+# in HTTPD's error log after OFFSET, and the responder's requests for PATH.
+# A fetch writes its line when it ends, the responder logs a request once it
+# has answered it (hang and close: when the client has gone), so while a
+# fetch is under way the two differ, either way. Polls (bounded) until each
+# case has been seen settled: the responder has answered every request it
+# read for PATH, and the lines (read before and after the responder's logs)
+# are as many as it answered. Returns { KEY => { lines => [...], answered =>
+# N, received => N, settled => 0|1 } }: the settled view of each case, or
+# its last one.
+sub settled_counts {
+    my ($timeout, $resp, @cases) = @_;
+    my %view;
+    my $lines = sub {            # update lines per case, one read per server
+        my %log;
+        return { map {
+            my ($key, $h, $name, $path, $off) = @$_;
+            my $l = $log{"$h/" . ($off // 0)} //= [ $h->log_lines(qr/OCSPSTAPLE000[2-5]:/, $off) ];
+            ($key => [ update_lines($name, @$l) ]);
+        } @_ };
+    };
+    OCSPServer::wait_until($timeout, sub {
+        my @open = grep { !($view{$_->[0]} && $view{$_->[0]}{settled}) } @cases;
+        my $before = $lines->(@open);
+        my $a = _path_counts($resp->log_file);
+        my $r = _path_counts($resp->received_file);
+        my %answered = map { $_->[0] => $a->{$_->[3]} // 0 } @open;
+        my %received = map { $_->[0] => $r->{$_->[3]} // 0 } @open;
+        my $after = $lines->(@open);
+        for my $c (@open) {
+            my $k = $c->[0];
+            my @l = @{ $after->{$k} };
+            $view{$k} = { lines => \@l, answered => $answered{$k}, received => $received{$k},
+                          settled => $received{$k} == $answered{$k}
+                                     && @l == @{ $before->{$k} } && @l == $answered{$k} ? 1 : 0 };
+        }
+        return !grep { !$view{$_->[0]}{settled} } @cases;
+    }, 0.25);
+    return \%view;
 }
 
 1;

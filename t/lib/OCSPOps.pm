@@ -6,6 +6,7 @@ package OCSPOps;
 #              # { code, type, body, output }
 #   my $json = OCSPOps::status_json($h->port);      # decoded, or undef
 #   my $row  = OCSPOps::status_row($json, 'rsa');   # the row of CN=rsa.test
+#   my $s    = OCSPOps::status_pid($h);  # { json, pid }: which child served it
 #   my ($rc, $out) = OCSPOps::configtest($h);       # apache2 -t on its config
 #   my @l = OCSPOps::module_lines($h, $offset);     # [ocspstaple:...] lines
 #   my %doc = OCSPOps::readme_tags();               # tag => level(s) column
@@ -48,6 +49,17 @@ sub status_json {
         return undef;
     }
     return $json;
+}
+
+# status_pid(HTTPD, [PATH]): the status page (status_json) and the child
+# process that served it (mod_ssl's AH01964 line, at info): { json => ...,
+# pid => PID or undef }. The page shows that process's own copies.
+sub status_pid {
+    my ($h, $path) = @_;
+    my $off = $h->log_size;
+    my $json = status_json($h->port, $path);
+    my ($l) = $h->log_lines(qr/AH01964: /, $off);
+    return { json => $json, pid => $l && $l =~ /\[pid (\d+)/ ? $1 : undef };
 }
 
 # The row of the PKI leaf NAME (subject CN=NAME.test), or undef.

@@ -22,6 +22,9 @@ package OCSPServer;
 #                        $pki->key('responder-tls') ]);
 #   $r6->url('good');    # https://[::1]:PORT/good, also $pki->url('good',
 #                        # host => '[::1]', port => P, scheme => 'https')
+#   $resp->received('good');  $resp->in_flight;          # read, not answered
+#   my ($all_ok, $results) = $h->poll_children(30,       # every child shows X
+#       sub { $h->handshake_pid('rsa.test') }, sub { $_[0]{stapled} });
 #
 # Run one scenario on its own (as an unprivileged user):
 #   runuser -u ocspstaple-test -- env PATH=$PATH prove -v -I t/lib t/30-renew.t
@@ -383,13 +386,15 @@ sub new {
     my ($class, %a) = @_;
     my $self = bless { name => 'responder', %a }, $class;
     my $base = "$self->{dir}/$self->{name}";
-    $self->{log}     = "$base.log";       # one line per request
+    $self->{log}     = "$base.log";       # one line per request answered
+    $self->{recv}    = "$base.received.log";  # ... per request read (--received)
     $self->{pidfile} = "$base.pid";
     $self->{stderr}  = "$base.stderr";
     return $self;
 }
 
 sub log_file { $_[0]{log} }
+sub received_file { $_[0]{recv} }
 sub running  { defined $_[0]{pid} }
 sub port     { $_[0]{port} }
 
@@ -412,7 +417,8 @@ sub start {
     unlink $self->{pidfile};
     my @cmd = ($^X, "$OCSPServer::ROOT/scripts/ocsp_responder.pl",
                '--port', $self->{port}, '--pki', $self->{pki}->dir,
-               '--log', $self->{log}, '--pidfile', $self->{pidfile});
+               '--log', $self->{log}, '--received', $self->{recv},
+               '--pidfile', $self->{pidfile});
     push @cmd, '--nmin', $o{nmin}   if defined $o{nmin};
     push @cmd, '--ndays', $o{ndays} if defined $o{ndays};
     push @cmd, '--delay', $o{delay} if defined $o{delay};
@@ -443,6 +449,9 @@ sub start {
         die "responder did not start on port $self->{port}: "
             . OCSPServer::slurp($self->{stderr}) . "\n";
     }
+    # Requests an earlier run read but never answered (stopped meanwhile)
+    # are not in flight any more.
+    $self->{lost} = $self->received - $self->requests;
     return 1;
 }
 
@@ -466,7 +475,28 @@ sub restart {
 # Requests answered so far (lines of the log), optionally only of one mode.
 sub requests {
     my ($self, $mode) = @_;
-    my @lines = split /\n/, OCSPServer::slurp($self->{log});
+    return _count($self->{log}, $mode);
+}
+
+# Requests read so far (the --received log: a request is there before its
+# answer is sent), optionally only of one mode.
+sub received {
+    my ($self, $mode) = @_;
+    return _count($self->{recv}, $mode);
+}
+
+# Requests read and not answered yet (being answered, delayed, hanging).
+# Read in this order, a request answered meanwhile is never counted as
+# answered but not read.
+sub in_flight {
+    my ($self) = @_;
+    my $answered = $self->requests;
+    return $self->received - $answered - ($self->{lost} // 0);
+}
+
+sub _count {
+    my ($file, $mode) = @_;
+    my @lines = split /\n/, OCSPServer::slurp($file);
     @lines = grep { (split ' ')[1] eq $mode } @lines if defined $mode;
     return scalar @lines;
 }
@@ -782,6 +812,37 @@ sub handshake_pid {
     my ($l) = $self->log_lines(qr/AH01964: /, $off);
     $r->{pid} = $l && $l =~ /\[pid (\d+)/ ? $1 : undef;
     return $r;
+}
+
+# children(): the PIDs of the server's child processes that serve
+# connections now (its start-up helper, named in the error log, is not one).
+sub children {
+    my ($self) = @_;
+    my (undef, @kids) = $self->processes;
+    my %helper = map { /start-up helper \(pid (\d+)\)/ ? ($1 => 1) : () }
+                 $self->log_lines(qr/start-up helper \(pid \d+\)/);
+    return grep { !$helper{$_} } @kids;
+}
+
+# poll_children(TIMEOUT, PROBE, OK, [INTERVAL]): PROBE->() makes one
+# connection to this server and returns a hash with {pid}, the child that
+# served it (handshake_pid; OCSPOps::status_pid). It is repeated, INTERVAL
+# (default 0.3 s) apart, until the latest result of every child running now
+# satisfies OK->(RESULT), at most TIMEOUT seconds. Returns (true when done,
+# [every result, in order]).
+# What one process published the others take at their next background tick
+# (each second): "every child staples X" can only be seen child by child.
+sub poll_children {
+    my ($self, $timeout, $probe, $ok, $interval) = @_;
+    my (@all, %last);
+    my $done = OCSPServer::wait_until($timeout, sub {
+        my $r = $probe->();
+        push @all, $r;
+        $last{$r->{pid}} = $r if defined $r->{pid};
+        my @kids = $self->children;
+        return @kids && !grep { !$last{$_} || !$ok->($last{$_}) } @kids;
+    }, $interval // 0.3);
+    return ($done ? 1 : 0, \@all);
 }
 
 # The PIDs of a process's children (from /proc).

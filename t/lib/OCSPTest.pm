@@ -15,7 +15,8 @@ use POSIX ();
 use Apache::Test ();
 
 our @EXPORT = qw(handshake vhost_port cert_serial pki wait_for_log
-                 error_log_lines error_log_file responder_requests);
+                 error_log_lines error_log_file responder_requests
+                 responder_received);
 
 my $S_CLIENT_TIMEOUT = 20;    # seconds for one whole handshake
 
@@ -159,6 +160,20 @@ sub wait_for_log {
 sub responder_requests {
     my ($mode) = @_;
     my $log = $ENV{OCSP_RESPONDER_LOG} or die "OCSP_RESPONDER_LOG is not set\n";
+    return count_lines($log, $mode);
+}
+
+# Requests the OCSP responder has read, answered or not, optionally only
+# those of one mode: it logs a request here as soon as it has read it, before
+# it answers (ocsp_responder.pl --received).
+sub responder_received {
+    my ($mode) = @_;
+    my $log = $ENV{OCSP_RESPONDER_RECEIVED} or die "OCSP_RESPONDER_RECEIVED is not set\n";
+    return count_lines($log, $mode);
+}
+
+sub count_lines {
+    my ($log, $mode) = @_;
     open my $fh, '<', $log or return 0;
     my @lines = <$fh>;
     @lines = grep { (split ' ')[1] eq $mode } @lines if defined $mode;
