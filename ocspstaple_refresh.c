@@ -210,6 +210,30 @@ static int privileges_ok(void)
     return 0;
 }
 
+/* A tick that has begun (it may be fetching) and whether the process is
+ * on its way out: a child that exits (MaxConnectionsPerChild, idle-child
+ * reaping, a restart) waits for its tick instead of cutting the fetch off
+ * after the responder has read the request, which would lose the answer
+ * and make the next child ask again. */
+static apr_uint32_t ticking;
+static apr_uint32_t exiting;
+
+/* pchild pre-cleanup: runs in the exiting main thread before the child's
+ * state goes away. Bounded: a whole round may take longer than this (many
+ * certificates, a slow responder); then its rest is fetched again later. */
+static apr_status_t finish_tick(void *data)
+{
+    ocspstaple_state *st = data;
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(1)
+                          + ocspstaple_registry_max_timeout(st->registry);
+
+    apr_atomic_set32(&exiting, 1);
+    while (apr_atomic_read32(&ticking) && apr_time_now() < deadline) {
+        apr_sleep(apr_time_from_msec(20));
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
 {
     ocspstaple_state *st = data;
@@ -232,9 +256,15 @@ static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
                      "an older generation: it stops renewing", getpid());
         return APR_SUCCESS;
     }
-    apr_pool_create(&p, pool);
-    tick(st, p);
-    apr_pool_destroy(p);
+    /* Announce the tick before looking at exiting: finish_tick sets exiting
+     * before it looks at ticking, so one of the two always sees the other. */
+    apr_atomic_set32(&ticking, 1);
+    if (!apr_atomic_read32(&exiting)) {
+        apr_pool_create(&p, pool);
+        tick(st, p);
+        apr_pool_destroy(p);
+    }
+    apr_atomic_set32(&ticking, 0);
     return APR_SUCCESS;
 }
 
@@ -291,5 +321,6 @@ void ocspstaple_refresh_child_init(ocspstaple_state *st, apr_pool_t *pchild)
         }
     }
     apr_pool_destroy(p);
+    apr_pool_pre_cleanup_register(pchild, st, finish_tick);
     apr_atomic_set32(&ready, 1);
 }
