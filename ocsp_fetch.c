@@ -416,9 +416,15 @@ cleanup:
  * batch, so a dead responder costs about one timeout per batch, not one per
  * certificate; an answer in between (of any kind) clears the count, so one
  * dropped connection from a busy responder is not taken for death. A job
- * whose connection was refused or dropped tries the same URL once more, at
- * the end of the queue. */
+ * whose connection was refused or dropped by a responder that has answered
+ * in this batch (a flaky one, not a broken one) tries the same URL once
+ * more, at the end of the queue. */
 #define DEAD_AFTER 3
+
+typedef struct {
+    int failures;                       /* transport failures in a row */
+    int answered;                       /* it answered in this batch */
+} url_health;
 
 typedef struct {
     ocsp_job *job;
@@ -435,7 +441,7 @@ typedef struct {
     job_state *states;
     apr_array_header_t *queue;          /* job_state *, FIFO from head */
     int head;
-    apr_hash_t *failures;               /* URL -> int: transport failures in a row */
+    apr_hash_t *health;                 /* URL -> url_health */
     apr_pool_t *p;
     ocsp_job_done_fn *done;             /* called as each job ends, or NULL */
     void *done_baton;
@@ -454,15 +460,26 @@ static int is_retryable(apr_status_t rv)
     return rv == APR_ECONNREFUSED || rv == APR_ECONNRESET;
 }
 
-static int *failures_of(batch *b, const char *url)
+static url_health *health_of(batch *b, const char *url)
 {
-    int *n = apr_hash_get(b->failures, url, APR_HASH_KEY_STRING);
+    url_health *h = apr_hash_get(b->health, url, APR_HASH_KEY_STRING);
 
-    if (!n) {
-        n = apr_pcalloc(b->p, sizeof(*n));
-        apr_hash_set(b->failures, url, APR_HASH_KEY_STRING, n);
+    if (!h) {
+        h = apr_pcalloc(b->p, sizeof(*h));
+        apr_hash_set(b->health, url, APR_HASH_KEY_STRING, h);
     }
-    return n;
+    return h;
+}
+
+static void note_health(url_health *h, apr_status_t rv)
+{
+    if (is_transport_failure(rv)) {
+        h->failures++;
+    }
+    else {
+        h->failures = 0;
+        h->answered = 1;
+    }
 }
 
 static void job_note(job_state *st, const char *url, apr_status_t rv,
@@ -503,7 +520,7 @@ static ocsp_http_req *batch_next(void *ud)
             const char *url = APR_ARRAY_IDX(urls, st->next_url++,
                                             const char *);
 
-            if (*failures_of(b, url) >= DEAD_AFTER) {
+            if (health_of(b, url)->failures >= DEAD_AFTER) {
                 job_note(st, url, APR_ECONNREFUSED, "not tried: unreachable "
                          "earlier in this round", b->p);
                 continue;
@@ -528,9 +545,9 @@ static void batch_done(ocsp_http_req *req, void *ud)
     ocsp_answer *ans = apr_pcalloc(b->p, sizeof(*ans));
     const char *why = req->err;
     apr_status_t rv = req->rv;
+    url_health *health = health_of(b, req->url);
 
-    *failures_of(b, req->url) = is_transport_failure(rv)
-                                ? *failures_of(b, req->url) + 1 : 0;
+    note_health(health, rv);
     if (rv == APR_SUCCESS) {
         ans->url = req->url;
         ans->der = req->resp;
@@ -550,7 +567,7 @@ static void batch_done(ocsp_http_req *req, void *ud)
             job->answer = ans;          /* the best we have so far */
         }
     }
-    else if (is_retryable(rv) && !st->retried) {
+    else if (is_retryable(rv) && health->answered && !st->retried) {
         st->retried = 1;
         st->next_url--;                 /* the same URL, once more */
         APR_ARRAY_PUSH(b->queue, job_state *) = st;

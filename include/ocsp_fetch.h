@@ -151,7 +151,8 @@ typedef void ocsp_job_done_fn(ocsp_job *job, void *baton);
  * refused or dropped, unresolvable) is not tried again within the batch: a
  * dead responder costs about one timeout in total, not one per certificate,
  * while one dropped connection from a busy responder does not stop the
- * others. A refused or dropped exchange is tried once more. */
+ * others. A refused or dropped exchange with a responder that has answered
+ * in this batch is tried once more. */
 apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
                               ocsp_job_done_fn *done, void *baton,
                               apr_pool_t *p);

@@ -17,7 +17,7 @@ use OCSPServer qw(setup handshake describe);
 use OCSPOps;
 use OCSPClients ();
 
-plan tests => 32;
+plan tests => 33;
 my $GNUTLS = OCSPClients::have('gnutls-cli');
 OCSPServer::deadline(200);
 
