@@ -53,7 +53,7 @@ plan skip_all => 'gnutls-cli not installed (Debian package gnutls-bin)'
     unless OCSPClients::have('gnutls-cli');
 plan skip_all => 'curl not installed' unless OCSPClients::have('curl');
 
-plan tests => 97;
+plan tests => 101;
 OCSPServer::deadline(120);
 my $t_start = time;
 
@@ -100,7 +100,8 @@ my $baseline = $resp->requests;
 sub gnutls {
     my ($name, %o) = @_;
     return OCSPClients::gnutls($port, $name, ca => $pki->root,
-                               save => "$w/gnutls-$name.der", %o);
+                               save => "$w/gnutls-$name.der",
+                               signer => $pki->dir . '/intermediate.crt', %o);
 }
 
 # curl(NAME): curl --cert-status GET https://NAME:PORT/index.html (our root
@@ -141,6 +142,8 @@ for my $c (['rsa.test', 'rsa', 'TLS1.3'], ['rsa.test', 'rsa', 'TLS1.2', tls12 =>
         or diag(show($r));
     is($r->{staple_serial} // '', $serial, "gnutls-cli $name: the staple is for serial $serial");
     is($r->{staple_status} // '', 'good', "gnutls-cli $name: the staple says good");
+    ok($r->{staple_verified}, "ocsptool --verify-response: the staple of $name is signed by its issuer")
+        or diag(show($r));
     is($resp->requests, $before, "gnutls-cli $name: the client never asked the responder itself");
 }
 

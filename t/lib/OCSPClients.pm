@@ -24,13 +24,16 @@ sub have {
     return scalar grep { -x "$_/$prog" } split /:/, $ENV{PATH} // '';
 }
 
-# gnutls(PORT, NAME, ca => ROOT, save => FILE, ocsp => 0|1, tls12 => 0|1):
+# gnutls(PORT, NAME, ca => ROOT, save => FILE, ocsp => 0|1, tls12 => 0|1,
+#        signer => ISSUER.crt):
 # one gnutls-cli handshake with 127.0.0.1:PORT for the vhost NAME (SNI and
 # hostname check), trusting only ROOT; it exits after the handshake (stdin
 # closed). Returns rc, out, cmd, completed, protocol, peer_serial (of the
 # certificate gnutls got), options_ocsp (gnutls says it got a status
-# response), staple (FILE, when gnutls saved a staple there) and, parsed
-# from it, staple_text, staple_serial and staple_status.
+# response), staple (FILE, when gnutls saved a staple there) and, read from
+# it by GnuTLS's ocsptool, staple_text, staple_serial, staple_status and,
+# with signer, staple_verified (ocsptool --verify-response: the staple's
+# signature checks out against ISSUER).
 sub gnutls {
     my ($port, $name, %o) = @_;
     my $der = $o{save};
@@ -51,12 +54,17 @@ sub gnutls {
     $r{options_ocsp} = $out =~ /^- Options:.*OCSP status request/m ? 1 : 0;
     if (defined $der && -s $der) {
         $r{staple} = $der;
-        my $txt = OCSPTest::run_capture('openssl', 'ocsp', '-respin', $der,
-                                        '-resp_text', '-noverify');
+        my $txt = OCSPTest::run_capture('ocsptool', '--response-info', '--infile', $der);
         $r{staple_text} = $txt;
         $r{staple_serial} = OCSPTest::norm_serial($1)
             if $txt =~ /Certificate ID:.*?Serial Number: ([0-9A-Fa-f]+)/s;
-        ($r{staple_status}) = $txt =~ /Cert Status: (\w+)/;
+        ($r{staple_status}) = $txt =~ /Certificate Status: (\w+)/;
+        if (defined $o{signer}) {
+            my $v = OCSPTest::run_capture('ocsptool', '--verify-response', '--infile', $der,
+                                          '--load-signer', $o{signer});
+            $r{staple_verified} = $v =~ /^Verifying OCSP Response: Success\.$/m ? 1 : 0;
+            $r{staple_text} .= $v;
+        }
     }
     return \%r;
 }
