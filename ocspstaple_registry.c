@@ -130,7 +130,8 @@ static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
         return APR_ENOENT;
     }
     e->s = s;
-    e->vhosts = s->server_hostname;
+    e->vhosts = apr_array_make(pconf, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(e->vhosts, const char *) = s->server_hostname;
     rv = apr_thread_mutex_create(&e->lock, APR_THREAD_MUTEX_DEFAULT, pconf);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -153,8 +154,7 @@ apr_status_t ocspstaple_registry_add(ocspstaple_registry *reg, server_rec *s,
     e = apr_hash_get(reg->by_id, id, id_len);
     if (e) {
         /* One certificate in several virtual hosts: one entry, one fetch. */
-        e->vhosts = apr_pstrcat(pconf, e->vhosts, ", ", s->server_hostname,
-                                NULL);
+        APR_ARRAY_PUSH(e->vhosts, const char *) = s->server_hostname;
         return APR_SUCCESS;
     }
     if ((rv = entry_make(&e, s, id, pem, pconf)) != APR_SUCCESS) {

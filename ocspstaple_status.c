@@ -103,29 +103,19 @@ static const char *json_str(const char *s, apr_pool_t *p)
     return out;
 }
 
-static const char *json_list(const char *comma_separated, apr_pool_t *p)
+/* A JSON array of strings, in time linear in its length (a wildcard
+ * certificate may serve thousands of virtual hosts). */
+static const char *json_list(const apr_array_header_t *items, apr_pool_t *p)
 {
-    char *copy = apr_pstrdup(p, comma_separated), *last, *item;
-    const char *out = "[";
-
-    for (item = apr_strtok(copy, ", ", &last); item;
-         item = apr_strtok(NULL, ", ", &last)) {
-        out = apr_pstrcat(p, out, out[1] ? "," : "", json_str(item, p), NULL);
-    }
-    return apr_pstrcat(p, out, "]", NULL);
-}
-
-static const char *json_urls(const apr_array_header_t *urls, apr_pool_t *p)
-{
-    const char *out = "[";
+    apr_array_header_t *quoted = apr_array_make(p, items->nelts,
+                                                sizeof(const char *));
     int i;
 
-    for (i = 0; i < urls->nelts; i++) {
-        out = apr_pstrcat(p, out, i ? "," : "",
-                          json_str(APR_ARRAY_IDX(urls, i, const char *), p),
-                          NULL);
+    for (i = 0; i < items->nelts; i++) {
+        APR_ARRAY_PUSH(quoted, const char *) =
+            json_str(APR_ARRAY_IDX(items, i, const char *), p);
     }
-    return apr_pstrcat(p, out, "]", NULL);
+    return apr_pstrcat(p, "[", apr_array_pstrcat(p, quoted, ','), "]", NULL);
 }
 
 static void json_row(request_rec *r, const row *rw, int first)
@@ -148,7 +138,7 @@ static void json_row(request_rec *r, const row *rw, int first)
                "\"staples\": %u, \"last_error\": %s}",
                first ? "" : ",", id, json_str(ocsp_cert_subject(e->cert), p),
                json_str(ocsp_cert_serial(e->cert), p), json_list(e->vhosts, p),
-               json_urls(e->urls, p), json_str(e->static_file, p),
+               json_list(e->urls, p), json_str(e->static_file, p),
                e->must_staple ? "true" : "false",
                rw->stapling ? "true" : "false", cert_status(rw),
                ocsp_resp_status_str(rec->verdict.resp_status),
@@ -195,6 +185,12 @@ static const char *html(request_rec *r, const char *s)
     return s ? ap_escape_html(r->pool, s) : "-";
 }
 
+/* Names, space-separated (host names never contain a space). */
+static const char *joined(const apr_array_header_t *names, apr_pool_t *p)
+{
+    return apr_array_pstrcat(p, names, ' ');
+}
+
 static void html_row(request_rec *r, const row *rw)
 {
     const ocspstaple_entry *e = rw->e;
@@ -208,7 +204,8 @@ static void html_row(request_rec *r, const row *rw)
                rw->stapling ? "ok" : "bad",
                html(r, ocsp_cert_subject(e->cert)),
                e->must_staple ? " <b>(Must-Staple)</b>" : "",
-               html(r, ocsp_cert_serial(e->cert)), html(r, e->vhosts),
+               html(r, ocsp_cert_serial(e->cert)),
+               html(r, joined(e->vhosts, p)),
                e->static_file ? html(r, e->static_file)
                               : html(r, APR_ARRAY_IDX(e->urls, 0,
                                                       const char *)),

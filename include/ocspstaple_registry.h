@@ -24,7 +24,9 @@ typedef struct {
     const apr_array_header_t *urls;     /* OCSPStaplingForceURL, or the AIA's */
     const apr_array_header_t *files;    /* its vhost's OCSPStaplingFile paths */
     server_rec         *s;              /* first vhost: the settings used */
-    const char         *vhosts;         /* every vhost serving it, for logs */
+    apr_array_header_t *vhosts;         /* const char *: every vhost serving
+                                           it (a wildcard may serve 10,000:
+                                           appended, never copied again) */
     const char         *origin;         /* this server, see registry_origin */
     int                 must_staple;    /* TLS Feature status_request */
     struct ocspstaple_slot *slot;       /* shared with the other processes */

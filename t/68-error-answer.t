@@ -180,7 +180,13 @@ my $good = wait_until(45, sub {
 ok($good, sprintf 'rsa.test: the good response is stapled at the next retry (%.0f s)',
                   time - $t_switch) or diag(describe($r));
 is($r->{serial} // '', $pki->serial('rsa'), 'rsa.test: for the rsa certificate');
-my $row = row('rsa');
+# The page shows the copy of the child that serves it: another child takes
+# the good response at its next tick (each second).
+my $row;
+wait_until(10, sub {
+    $row = row('rsa');
+    ($row->{response_status} // '') eq 'successful' && ($row->{cert_status} // '') eq 'good';
+}, 0.3);
 ok(($row->{response_status} // '') eq 'successful' && ($row->{cert_status} // '') eq 'good',
    'rsa: status page: good') or diag(explain($row));
 is($row->{expires} // '', $row->{next_update} // 'undef',
