@@ -215,10 +215,12 @@ sub pki {
     my ($dir, $port, @sets) = @_;
     local $ENV{MKPKI_REUSE} = $ENV{OCSP_PKI}
         if $ENV{OCSP_PKI} && -f "$ENV{OCSP_PKI}/root.crt";
-    my $out = OCSPTest::run_capture('timeout', 120, "$ROOT/scripts/mkpki.sh",
+    # (300 s: the suite runs scenarios in parallel on a busy machine; a PKI
+    # cut short by the timeout must fail here, not as a missing file later)
+    my $out = OCSPTest::run_capture('timeout', 300, "$ROOT/scripts/mkpki.sh",
                                     $dir, $port, @sets);
-    die "mkpki.sh $dir $port failed:\n$out" unless -f "$dir/root.crt"
-                                                 && -f "$dir/index.txt";
+    die "mkpki.sh $dir $port @sets failed (exit status " . ($? >> 8) . "):\n$out"
+        if $? || !-f "$dir/root.crt" || !-f "$dir/index.txt";
     return OCSPServer::PKI->new(abs_path($dir), $port);
 }
 
