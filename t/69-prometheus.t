@@ -116,7 +116,9 @@ for my $n (@CERTS) {
 ok(!@label_errors && scalar(my @all = samples($m, 'ocspstaple_stapled')) == 4,
    'one series per certificate, labelled with its subject, serial, id and vhosts as on the JSON page')
     or diag(join "\n", @label_errors);
-is($labels{rsa}{vhost}, 'rsa.test, alias.test', 'vhost of a certificate in two virtual hosts: both names');
+# (in the order mod_ssl offered them, as the status page lists them)
+is(join(' ', sort split /, /, $labels{rsa}{vhost}), 'alias.test rsa.test',
+   "vhost of a certificate in two virtual hosts: both names ($labels{rsa}{vhost})");
 my $qs = $labels{quote}{subject};
 ok($qs =~ /"/ && $qs =~ /\\/, "the quote leaf's subject has a double quote and a backslash ($qs)");
 ok(index($page->{body}, 'subject="' . escape($qs) . '"') >= 0,
