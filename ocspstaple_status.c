@@ -275,7 +275,7 @@ int ocspstaple_status_handler(ocspstaple_state *st, request_rec *r)
 {
     apr_array_header_t *rows;
     const char *origin;
-    apr_time_t now = apr_time_now();
+    apr_time_t now;
 
     if (!r->handler || strcmp(r->handler, STATUS_HANDLER)) {
         return DECLINED;
@@ -283,6 +283,7 @@ int ocspstaple_status_handler(ocspstaple_state *st, request_rec *r)
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
+    now = apr_time_now();       /* one instant for stapling and countdowns */
     rows = collect(st, r, now);
     origin = ocspstaple_registry_origin(st->registry);
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
