@@ -24,7 +24,7 @@ MODULE_SRC = mod_ocspstaple.c ocspstaple_config.c ocspstaple_coexist.c \
              ocspstaple_fleet.c ocspstaple_schedule.c ocspstaple_alerts.c \
              ocspstaple_update.c ocspstaple_startup.c ocspstaple_helper.c \
              ocspstaple_refresh.c \
-             ocspstaple_status.c ocsp_store.c \
+             ocspstaple_status.c ocspstaple_metrics.c ocsp_store.c \
              ocsp_fetch.c ocsp_http.c refresh_policy.c stapling_record.c \
              stapling_cache.c
 HEADERS    = $(wildcard include/*.h)

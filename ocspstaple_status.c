@@ -1,7 +1,8 @@
 /* Licensed under the Apache License, Version 2.0: see LICENSE.
  *
  * "Is every certificate stapled, until when, and why not?": the
- * ocspstaple-status handler (HTML, or JSON with ?format=json) and a summary
+ * ocspstaple-status handler (HTML, JSON with ?format=json, Prometheus
+ * metrics with ?format=prometheus: ocspstaple_metrics.c) and a summary
  * on mod_status's server-status page. Both read the serving process's own
  * copies, without their DER: a scrape costs the same with a hung cache, and
  * little memory with thousands of certificates.
@@ -20,12 +21,7 @@
 
 #define STATUS_HANDLER "ocspstaple-status"
 
-/* One certificate as the page shows it. */
-typedef struct {
-    const ocspstaple_entry *e;
-    stapling_record rec;
-    int stapling;                    /* a valid response is stapled now */
-} row;
+typedef ocspstaple_status_row row;
 
 static const char *iso_time(apr_time_t t, apr_pool_t *p)
 {
@@ -50,14 +46,14 @@ static const char *cert_status(const row *rw)
                                              rw->rec.verdict.cert_status);
 }
 
+/* Every certificate's row, stapling judged at now. */
 static apr_array_header_t *collect(const ocspstaple_state *st,
-                                   request_rec *r)
+                                   request_rec *r, apr_time_t now)
 {
     const apr_array_header_t *entries =
         ocspstaple_registry_entries(st->registry);
     apr_array_header_t *rows = apr_array_make(r->pool, entries->nelts,
                                               sizeof(row));
-    apr_time_t now = apr_time_now();
     int i;
 
     for (i = 0; i < entries->nelts; i++) {
@@ -232,7 +228,8 @@ static void html_page(request_rec *r, const apr_array_header_t *rows,
                "</title><style>table{border-collapse:collapse}td,th{border:"
                "1px solid #999;padding:2px 6px}tr.bad{background:#fdd}"
                "</style></head><body>\n<h1>OCSP stapling: %s</h1>\n"
-               "<p>%d certificate(s). <a href=\"?format=json\">JSON</a></p>\n"
+               "<p>%d certificate(s). <a href=\"?format=json\">JSON</a> "
+               "<a href=\"?format=prometheus\">Prometheus</a></p>\n"
                "<table><tr><th>Certificate</th><th>Serial</th>"
                "<th>Virtual hosts</th><th>Responder</th><th>Stapling</th>"
                "<th>Status</th><th>thisUpdate</th><th>nextUpdate</th>"
@@ -247,15 +244,35 @@ static void html_page(request_rec *r, const apr_array_header_t *rows,
 
 /* ------------------------------------------------------------------ hooks */
 
-static int wants_json(const request_rec *r)
+typedef enum { PAGE_HTML, PAGE_JSON, PAGE_PROMETHEUS } page_format;
+
+/* The format= argument of the query string, a whole value: "format=jsonp"
+ * is no request for JSON. */
+static page_format wanted_format(request_rec *r)
 {
-    return r->args && ap_strstr_c(r->args, "format=json") != NULL;
+    char *args, *arg, *last;
+
+    if (!r->args) {
+        return PAGE_HTML;
+    }
+    args = apr_pstrdup(r->pool, r->args);
+    for (arg = apr_strtok(args, "&", &last); arg;
+         arg = apr_strtok(NULL, "&", &last)) {
+        if (!strcmp(arg, "format=json")) {
+            return PAGE_JSON;
+        }
+        if (!strcmp(arg, "format=prometheus")) {
+            return PAGE_PROMETHEUS;
+        }
+    }
+    return PAGE_HTML;
 }
 
 int ocspstaple_status_handler(ocspstaple_state *st, request_rec *r)
 {
     apr_array_header_t *rows;
     const char *origin;
+    apr_time_t now;
 
     if (!r->handler || strcmp(r->handler, STATUS_HANDLER)) {
         return DECLINED;
@@ -263,13 +280,18 @@ int ocspstaple_status_handler(ocspstaple_state *st, request_rec *r)
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    rows = collect(st, r);
+    now = apr_time_now();       /* one instant for stapling and countdowns */
+    rows = collect(st, r, now);
     origin = ocspstaple_registry_origin(st->registry);
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    if (wants_json(r)) {
+    switch (wanted_format(r)) {
+    case PAGE_JSON:
         json_page(r, rows, origin);
-    }
-    else {
+        break;
+    case PAGE_PROMETHEUS:
+        ocspstaple_metrics_page(r, rows, now);
+        break;
+    default:
         html_page(r, rows, origin);
     }
     return OK;
@@ -278,7 +300,7 @@ int ocspstaple_status_handler(ocspstaple_state *st, request_rec *r)
 int ocspstaple_status_summary(ocspstaple_state *st, request_rec *r,
                               int flags)
 {
-    apr_array_header_t *rows = collect(st, r);
+    apr_array_header_t *rows = collect(st, r, apr_time_now());
     int i, stapling = 0, must_staple_down = 0;
 
     for (i = 0; i < rows->nelts; i++) {

@@ -16,7 +16,7 @@
  *   ocspstaple_state.h   one configuration generation; publish and update
  *   ocspstaple_helper.h  the start-up helper (User/Group privileges)
  *   ocspstaple_refresh.h start-up, background refresh
- *   ocspstaple_status.h  status page
+ *   ocspstaple_status.h  status page (and its Prometheus form)
  */
 
 #include <httpd.h>

@@ -18,9 +18,11 @@ set -eu
 # without a staple.
 # libio-socket-ssl-perl: the test responder's HTTPS mode
 # (ocsp_responder.pl --tls, t/67-responder-transport.t).
+# prometheus: its promtool checks the metrics page, the alert rules and the
+# scrape configuration (t/69-prometheus.t); no Prometheus server is started.
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
           libapache2-mod-perl2 perl make gcc redis-server memcached faketime
-          gnutls-bin libnss3-tools libio-socket-ssl-perl $*"
+          gnutls-bin libnss3-tools libio-socket-ssl-perl prometheus $*"
 
 missing=""
 for pkg in $PACKAGES; do
