@@ -69,7 +69,7 @@ static const char *labels(const ocspstaple_entry *e, apr_pool_t *p)
                        "\",serial=\"",
                        label_value(ocsp_cert_serial(e->cert), p),
                        "\",id=\"", id, "\",vhost=\"",
-                       label_value(e->vhosts ? e->vhosts : "", p), "\"}",
+                       label_value(ocspstaple_entry_vhosts(e, p), p), "\"}",
                        NULL);
 }
 

@@ -181,6 +181,22 @@ const apr_array_header_t *ocspstaple_registry_entries(
 }
 
 
+const char *ocspstaple_entry_vhosts(const ocspstaple_entry *e, apr_pool_t *p)
+{
+    apr_array_header_t *parts = apr_array_make(p, 2 * e->vhosts->nelts,
+                                               sizeof(const char *));
+    int i;
+
+    for (i = 0; i < e->vhosts->nelts; i++) {
+        if (i) {
+            APR_ARRAY_PUSH(parts, const char *) = ", ";
+        }
+        APR_ARRAY_PUSH(parts, const char *) =
+            APR_ARRAY_IDX(e->vhosts, i, const char *);
+    }
+    return apr_array_pstrcat(p, parts, '\0');
+}
+
 apr_interval_time_t ocspstaple_registry_max_timeout(
     const ocspstaple_registry *reg)
 {

@@ -181,12 +181,6 @@ static const char *html(request_rec *r, const char *s)
     return s ? ap_escape_html(r->pool, s) : "-";
 }
 
-/* Names, space-separated (host names never contain a space). */
-static const char *joined(const apr_array_header_t *names, apr_pool_t *p)
-{
-    return apr_array_pstrcat(p, names, ' ');
-}
-
 static void html_row(request_rec *r, const row *rw)
 {
     const ocspstaple_entry *e = rw->e;
@@ -201,7 +195,7 @@ static void html_row(request_rec *r, const row *rw)
                html(r, ocsp_cert_subject(e->cert)),
                e->must_staple ? " <b>(Must-Staple)</b>" : "",
                html(r, ocsp_cert_serial(e->cert)),
-               html(r, joined(e->vhosts, p)),
+               html(r, ocspstaple_entry_vhosts(e, p)),
                e->static_file ? html(r, e->static_file)
                               : html(r, APR_ARRAY_IDX(e->urls, 0,
                                                       const char *)),

@@ -57,6 +57,9 @@ ocspstaple_entry *ocspstaple_registry_find(const ocspstaple_registry *reg,
 /* ocspstaple_entry *, in the order mod_ssl offered them (index order). */
 const apr_array_header_t *ocspstaple_registry_entries(
     const ocspstaple_registry *reg);
+/* Its virtual hosts' names, ", "-separated (in time linear in their
+ * number: a wildcard may serve thousands). */
+const char *ocspstaple_entry_vhosts(const ocspstaple_entry *e, apr_pool_t *p);
 /* The longest OCSPStaplingResponderTimeout among the entries. */
 apr_interval_time_t ocspstaple_registry_max_timeout(
     const ocspstaple_registry *reg);
