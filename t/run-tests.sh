@@ -84,6 +84,7 @@ export HOME=$T/logs/home
 # (bash defers traps while a foreground command runs).
 RESPONDER_PID=""
 CHILD_PID=""
+PROVE_PID=""
 HTTPD_PIDFILE=$T/logs/httpd.pid
 
 # httpd's PID when the pidfile names a running apache2 (a stale pidfile must
@@ -117,6 +118,21 @@ run() {
     return "$rc"
 }
 
+# Stops what is left of prove's process group: prove stops at a test's
+# bail-out, but the other tests it runs in parallel would go on, unattended
+# (and in the way of the next run). TERM lets each test's END stop the
+# servers it started.
+stop_tests() {
+    [ -n "$PROVE_PID" ] || return 0
+    kill -TERM -- "-$PROVE_PID" 2>/dev/null || return 0
+    for _ in $(seq 150); do
+        kill -0 -- "-$PROVE_PID" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "run-tests: tests still running 15 s after TERM; sending KILL" >&2
+    kill -KILL -- "-$PROVE_PID" 2>/dev/null || true
+}
+
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$? hp
@@ -128,6 +144,7 @@ cleanup() {
     [ -z "$RESPONDER_PID" ] || kill -TERM "$RESPONDER_PID" 2>/dev/null || true
     [ -z "$CHILD_PID" ] || wait "$CHILD_PID" 2>/dev/null || true
     [ -z "$RESPONDER_PID" ] || wait "$RESPONDER_PID" 2>/dev/null || true
+    stop_tests
     stop_httpd
     # What the t/root/*.t tests left (work dirs made by root) goes back to the
     # test user, so that a later run as that user can empty t/logs.
@@ -213,8 +230,14 @@ if [ -z "$have_file" ]; then
     shopt -u nullglob
 fi
 rc=0
-run t/bin/prove-suite -j "${OCSP_TEST_JOBS:-8}" --timer --exec t/bin/runtest \
-    "${PROVE_ARGS[@]}" || rc=$?
+# prove leads a process group of its own (setsid execs it in place: $! is
+# prove), so that stop_tests can reach every test it started.
+setsid t/bin/prove-suite -j "${OCSP_TEST_JOBS:-8}" --timer --exec t/bin/runtest \
+    "${PROVE_ARGS[@]}" &
+PROVE_PID=$!
+wait "$PROVE_PID" || rc=$?
+stop_tests
+PROVE_PID=""
 
 stop_httpd
 exit "$rc"
