@@ -421,7 +421,11 @@ cleanup:
  * more, at the end of the queue.
  * Whether a URL serves GET is learnt once per batch from its first GET
  * (the probe), which goes alone: the requests that would GET the same URL
- * are held back until it is answered, or for OCSP_GET_PROBE_WAIT. */
+ * are held back until it is answered, or for OCSP_GET_PROBE_WAIT.
+ * Requests to a URL whose last exchange failed at the transport level are
+ * held back too while others to it are in flight, until one of those ends:
+ * when a hanging responder's first requests time out one after the other,
+ * no new request starts between them only to time out in turn. */
 #define DEAD_AFTER 3
 
 typedef enum {
@@ -434,6 +438,7 @@ typedef enum {
 typedef struct {
     int failures;                       /* transport failures in a row */
     int answered;                       /* it answered in this batch */
+    int in_flight;                      /* exchanges with it under way */
     get_state get;
     apr_time_t probe_at;                /* when its first GET went */
     apr_array_header_t *held;           /* job_state *, waiting for it */
@@ -550,7 +555,7 @@ static void hold(batch *b, url_health *h, job_state *st)
     b->held++;
 }
 
-/* The jobs held back for h's first GET go back into the queue. */
+/* The jobs held back for h go back into the queue. */
 static void release(batch *b, url_health *h)
 {
     int i;
@@ -583,24 +588,25 @@ static void release_overdue(batch *b, apr_time_t now)
 }
 
 /* Sets up the job's exchange with url, GET or POST; 0 when it must wait
- * for the answer to the URL's first GET instead. */
+ * for an exchange with the URL under way to end instead: its first GET,
+ * or any when the last one failed at the transport level. */
 static int prepare(batch *b, job_state *st, const char *url)
 {
     url_health *h = health_of(b, url);
     const char *get = NULL;
 
-    if (!st->job->opts->use_post && h->get != GET_REFUSED
-        && ocsp_http_get_url(&get, url, st->req, st->req_len, b->p)
-           == APR_SUCCESS) {
-        if (h->get == GET_PROBING) {
-            hold(b, h, st);
-            return 0;
-        }
-        if (h->get == GET_UNTRIED) {
-            h->get = GET_PROBING;
-            h->probe_at = apr_time_now();
-        }
+    if (!st->job->opts->use_post && h->get != GET_REFUSED) {
+        ocsp_http_get_url(&get, url, st->req, st->req_len, b->p);
     }
+    if ((get && h->get == GET_PROBING) || (h->failures && h->in_flight)) {
+        hold(b, h, st);
+        return 0;
+    }
+    if (get && h->get == GET_UNTRIED) {
+        h->get = GET_PROBING;
+        h->probe_at = apr_time_now();
+    }
+    h->in_flight++;
     st->next_url++;
     memset(&st->http, 0, sizeof(st->http));
     st->http.url = url;
@@ -632,9 +638,8 @@ static ocsp_http_req *batch_next(void *ud)
 }
 
 /* What the answer to a GET says about GETs to its URL; 1 when the
- * responder refused it (the job POSTs the same request next). Whatever the
- * answer, the jobs held back for it go on. */
-static int settle_get(batch *b, url_health *h, const ocsp_http_req *req)
+ * responder refused it (the job POSTs the same request next). */
+static int settle_get(url_health *h, const ocsp_http_req *req)
 {
     int refused = req->rv == OCSP_EVERIFY && ocsp_http_get_refused(req->status);
 
@@ -644,7 +649,6 @@ static int settle_get(batch *b, url_health *h, const ocsp_http_req *req)
     else if (h->get == GET_PROBING) {
         h->get = GET_USED;
     }
-    release(b, h);
     return refused;
 }
 
@@ -659,7 +663,9 @@ static void batch_done(ocsp_http_req *req, void *ud)
     url_health *health = health_of(b, req->url);
 
     note_health(health, rv);
-    if (req->get_url && settle_get(b, health, req)) {
+    health->in_flight--;
+    release(b, health);                 /* whatever it was, it has ended */
+    if (req->get_url && settle_get(health, req)) {
         st->next_url--;                 /* the same URL, as a POST */
         APR_ARRAY_PUSH(b->queue, job_state *) = st;
         return;

@@ -160,8 +160,10 @@ typedef void ocsp_job_done_fn(ocsp_job *job, void *baton);
 /* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time,
  * calling done (when not NULL) for each job as it ends. A URL whose last
  * three exchanges failed at the transport level (timeout, connection
- * refused or dropped, unresolvable) is not tried again within the batch: a
- * dead responder costs about one timeout in total, not one per certificate,
+ * refused or dropped, unresolvable) is not tried again within the batch,
+ * and while one to it has just failed so and others are under way, no new
+ * one starts until they end: a dead responder costs about one timeout in
+ * total (plus up to OCSP_GET_PROBE_WAIT, below), not one per certificate,
  * while one dropped connection from a busy responder does not stop the
  * others. A refused or dropped exchange with a responder that has answered
  * in this batch is tried once more.
