@@ -1,6 +1,6 @@
 /* Licensed under the Apache License, Version 2.0: see LICENSE.
  *
- * OCSP for one certificate: parse, request, HTTP POST, verification.
+ * OCSP for one certificate: parse, request, HTTP GET or POST, verification.
  * No httpd headers here: this file is unit-tested and fuzzed on its own.
  */
 
@@ -418,12 +418,30 @@ cleanup:
  * dropped connection from a busy responder is not taken for death. A job
  * whose connection was refused or dropped by a responder that has answered
  * in this batch (a flaky one, not a broken one) tries the same URL once
- * more, at the end of the queue. */
+ * more, at the end of the queue.
+ * Whether a URL serves GET is learnt once per batch from its first GET
+ * (the probe), which goes alone: the requests that would GET the same URL
+ * are held back until it is answered, or for OCSP_GET_PROBE_WAIT.
+ * Requests to a URL whose last exchange failed at the transport level are
+ * held back too while others to it are in flight, until one of those ends:
+ * when a hanging responder's first requests time out one after the other,
+ * no new request starts between them only to time out in turn. */
 #define DEAD_AFTER 3
+
+typedef enum {
+    GET_UNTRIED,                        /* no GET to it yet in this batch */
+    GET_PROBING,                        /* its first GET is in flight */
+    GET_USED,                           /* GETs go out */
+    GET_REFUSED                         /* it refused a GET: POST only */
+} get_state;
 
 typedef struct {
     int failures;                       /* transport failures in a row */
     int answered;                       /* it answered in this batch */
+    int in_flight;                      /* exchanges with it under way */
+    get_state get;
+    apr_time_t probe_at;                /* when its first GET went */
+    apr_array_header_t *held;           /* job_state *, waiting for it */
 } url_health;
 
 typedef struct {
@@ -442,6 +460,7 @@ typedef struct {
     apr_array_header_t *queue;          /* job_state *, FIFO from head */
     int head;
     apr_hash_t *health;                 /* URL -> url_health */
+    int held;                           /* jobs held back, all URLs */
     apr_pool_t *p;
     ocsp_job_done_fn *done;             /* called as each job ends, or NULL */
     void *done_baton;
@@ -508,33 +527,129 @@ static void job_give_up(batch *b, job_state *st)
     }
 }
 
+/* The job's next URL not known to be dead in this batch (those skipped on
+ * the way are noted), or NULL when none is left. */
+static const char *next_live_url(batch *b, job_state *st)
+{
+    const apr_array_header_t *urls = st->job->urls;
+
+    while (st->next_url < urls->nelts) {
+        const char *url = APR_ARRAY_IDX(urls, st->next_url, const char *);
+
+        if (health_of(b, url)->failures < DEAD_AFTER) {
+            return url;
+        }
+        job_note(st, url, APR_ECONNREFUSED, "not tried: unreachable earlier "
+                 "in this round", b->p);
+        st->next_url++;
+    }
+    return NULL;
+}
+
+static void hold(batch *b, url_health *h, job_state *st)
+{
+    if (!h->held) {
+        h->held = apr_array_make(b->p, 8, sizeof(job_state *));
+    }
+    APR_ARRAY_PUSH(h->held, job_state *) = st;
+    b->held++;
+}
+
+/* The jobs held back for h go back into the queue. */
+static void release(batch *b, url_health *h)
+{
+    int i;
+
+    for (i = 0; h->held && i < h->held->nelts; i++) {
+        APR_ARRAY_PUSH(b->queue, job_state *) =
+            APR_ARRAY_IDX(h->held, i, job_state *);
+    }
+    if (h->held) {
+        b->held -= h->held->nelts;
+        h->held->nelts = 0;
+    }
+}
+
+/* A first GET unanswered for OCSP_GET_PROBE_WAIT (a slow or hanging
+ * responder) holds nothing back any longer: the others GET too. */
+static void release_overdue(batch *b, apr_time_t now)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, b->health); b->held && hi;
+         hi = apr_hash_next(hi)) {
+        url_health *h = apr_hash_this_val(hi);
+
+        if (h->get == GET_PROBING && now - h->probe_at >= OCSP_GET_PROBE_WAIT) {
+            h->get = GET_USED;
+            release(b, h);
+        }
+    }
+}
+
+/* Sets up the job's exchange with url, GET or POST; 0 when it must wait
+ * for an exchange with the URL under way to end instead: its first GET,
+ * or any when the last one failed at the transport level. */
+static int prepare(batch *b, job_state *st, const char *url)
+{
+    url_health *h = health_of(b, url);
+    const char *get = NULL;
+
+    if (!st->job->opts->use_post && h->get != GET_REFUSED) {
+        ocsp_http_get_url(&get, url, st->req, st->req_len, b->p);
+    }
+    if ((get && h->get == GET_PROBING) || (h->failures && h->in_flight)) {
+        hold(b, h, st);
+        return 0;
+    }
+    if (get && h->get == GET_UNTRIED) {
+        h->get = GET_PROBING;
+        h->probe_at = apr_time_now();
+    }
+    h->in_flight++;
+    st->next_url++;
+    memset(&st->http, 0, sizeof(st->http));
+    st->http.url = url;
+    st->http.get_url = get;
+    st->http.body = st->req;
+    st->http.body_len = st->req_len;
+    st->http.opts = st->job->opts;
+    st->http.baton = st;
+    return 1;
+}
+
 static ocsp_http_req *batch_next(void *ud)
 {
     batch *b = ud;
 
+    release_overdue(b, apr_time_now());
     while (b->head < b->queue->nelts) {
         job_state *st = APR_ARRAY_IDX(b->queue, b->head++, job_state *);
-        const apr_array_header_t *urls = st->job->urls;
+        const char *url = next_live_url(b, st);
 
-        while (st->next_url < urls->nelts) {
-            const char *url = APR_ARRAY_IDX(urls, st->next_url++,
-                                            const char *);
-
-            if (health_of(b, url)->failures >= DEAD_AFTER) {
-                job_note(st, url, APR_ECONNREFUSED, "not tried: unreachable "
-                         "earlier in this round", b->p);
-                continue;
-            }
-            st->http.url = url;
-            st->http.body = st->req;
-            st->http.body_len = st->req_len;
-            st->http.opts = st->job->opts;
-            st->http.baton = st;
+        if (!url) {
+            job_give_up(b, st);
+        }
+        else if (prepare(b, st, url)) {
             return &st->http;
         }
-        job_give_up(b, st);
     }
     return NULL;
+}
+
+/* What the answer to a GET says about GETs to its URL; 1 when the
+ * responder refused it (the job POSTs the same request next). */
+static int settle_get(url_health *h, const ocsp_http_req *req)
+{
+    int refused = req->rv == OCSP_EVERIFY && ocsp_http_get_refused(req->status);
+
+    if (refused) {
+        h->get = GET_REFUSED;
+    }
+    else if (h->get == GET_PROBING) {
+        h->get = GET_USED;
+    }
+    return refused;
 }
 
 static void batch_done(ocsp_http_req *req, void *ud)
@@ -548,6 +663,13 @@ static void batch_done(ocsp_http_req *req, void *ud)
     url_health *health = health_of(b, req->url);
 
     note_health(health, rv);
+    health->in_flight--;
+    release(b, health);                 /* whatever it was, it has ended */
+    if (req->get_url && settle_get(health, req)) {
+        st->next_url--;                 /* the same URL, as a POST */
+        APR_ARRAY_PUSH(b->queue, job_state *) = st;
+        return;
+    }
     if (rv == APR_SUCCESS) {
         ans->url = req->url;
         ans->der = req->resp;
@@ -583,7 +705,7 @@ apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
 {
     batch b = { apr_pcalloc(p, sizeof(job_state) * (n ? n : 1)),
                 apr_array_make(p, n ? n : 1, sizeof(job_state *)), 0,
-                apr_hash_make(p), p, done, baton };
+                apr_hash_make(p), 0, p, done, baton };
     int i;
 
     for (i = 0; i < n; i++) {

@@ -2,15 +2,20 @@
  *
  * OCSP over HTTP with libcurl: every exchange bounded in time and size,
  * CURLOPT_NOSIGNAL because we run in threads, proxies from the usual
- * environment variables unless one is configured. No httpd headers.
+ * environment variables unless one is configured, RFC 5019 GETs where they
+ * fit, connections kept open for the next request. No httpd headers.
  */
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "ocsp_http.h"
 
@@ -33,7 +38,6 @@ apr_status_t ocsp_fetch_global_init(void)
         ? APR_SUCCESS : APR_EGENERAL;
 }
 
-/* The one place where libcurl's codes become APR's. */
 /* Only http and https, whatever the AIA URL says (no file://). The
  * string form arrived in libcurl 7.85 (the bitmask is deprecated there);
  * Ubuntu 22.04 ships 7.81 and RHEL 9 7.76. */
@@ -47,6 +51,7 @@ static void restrict_protocols(CURL *h)
 #endif
 }
 
+/* The one place where libcurl's codes become APR's. */
 static apr_status_t curl_to_apr(CURLcode code)
 {
     switch (code) {
@@ -111,6 +116,95 @@ static int is_ocsp_content_type(const char *ct)
         && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Base64 with the three characters that mean something in a URL path or
+ * query percent-encoded (RFC 5019 section 5). */
+static char *url_base64(const unsigned char *der, apr_size_t len,
+                        apr_pool_t *p)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *b64 = apr_palloc(p, 4 * ((len + 2) / 3) + 1);
+    char *out = apr_palloc(p, 3 * 4 * ((len + 2) / 3) + 1), *o = out;
+    const unsigned char *c;
+
+    EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
+    for (c = (const unsigned char *)b64; *c; c++) {
+        if (*c == '+' || *c == '/' || *c == '=') {
+            *o++ = '%';
+            *o++ = hex[*c >> 4];
+            *o++ = hex[*c & 15];
+        }
+        else {
+            *o++ = (char)*c;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+apr_status_t ocsp_http_get_url(const char **pget, const char *url,
+                               const unsigned char *der, apr_size_t der_len,
+                               apr_pool_t *p)
+{
+    apr_size_t n = strlen(url);
+    const char *enc;
+
+    *pget = NULL;
+    if (strpbrk(url, "?#")) {
+        return APR_EINVAL;
+    }
+    /* 4/3 of the DER, at best: longer ones cannot fit, whatever they hold */
+    if (der_len == 0 || der_len > OCSP_GET_MAX_ENCODED) {
+        return APR_ENOSPC;
+    }
+    enc = url_base64(der, der_len, p);
+    if (strlen(enc) > OCSP_GET_MAX_ENCODED) {
+        return APR_ENOSPC;
+    }
+    *pget = apr_pstrcat(p, url, n && url[n - 1] == '/' ? "" : "/", enc, NULL);
+    return APR_SUCCESS;
+}
+
+int ocsp_http_get_refused(long status)
+{
+    return status == 405 || status == 400 || status == 501;
+}
+
+/* Connections are kept open between fetches: one must not leak into the
+ * programs a server runs (CGI) while it sits idle. */
+static int sockopt_cloexec(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    int flags = fcntl(fd, F_GETFD);
+
+    (void)ud;
+    (void)purpose;
+    if (flags >= 0) {
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    return CURL_SOCKOPT_OK;
+}
+
+/* GET req->get_url, or POST the body to req->url. */
+static apr_status_t set_method(xfer *x, const ocsp_http_req *req)
+{
+    if (req->get_url) {
+        curl_easy_setopt(x->h, CURLOPT_URL, req->get_url);
+        curl_easy_setopt(x->h, CURLOPT_HTTPGET, 1L);
+        return APR_SUCCESS;
+    }
+    x->headers = curl_slist_append(NULL,
+                                   "Content-Type: application/ocsp-request");
+    if (!x->headers) {
+        return APR_ENOMEM;
+    }
+    curl_easy_setopt(x->h, CURLOPT_URL, req->url);
+    curl_easy_setopt(x->h, CURLOPT_POST, 1L);
+    curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, (const char *)req->body);
+    curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)req->body_len);
+    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->headers);
+    return APR_SUCCESS;
+}
+
 static apr_status_t xfer_setup(xfer *x, ocsp_http_req *req, apr_pool_t *p)
 {
     const ocsp_http_opts *opts = req->opts;
@@ -120,22 +214,15 @@ static apr_status_t xfer_setup(xfer *x, ocsp_http_req *req, apr_pool_t *p)
     x->req = req;
     x->p = p;
     x->max = opts->max_size ? opts->max_size : OCSP_MAX_RESPONSE_SIZE;
-    x->headers = curl_slist_append(NULL,
-                                   "Content-Type: application/ocsp-request");
-    if (!x->headers || !(x->h = curl_easy_init())) {
+    if (!(x->h = curl_easy_init()) || set_method(x, req) != APR_SUCCESS) {
         return APR_ENOMEM;
     }
     ms = ms > 0 ? ms : 1L;
-    curl_easy_setopt(x->h, CURLOPT_URL, req->url);
     restrict_protocols(x->h);
     curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, ms);      /* DNS..last byte */
     curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    curl_easy_setopt(x->h, CURLOPT_POST, 1L);
-    curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, (const char *)req->body);
-    curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE,
-                     (curl_off_t)req->body_len);
-    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(x->h, CURLOPT_SOCKOPTFUNCTION, sockopt_cloexec);
     curl_easy_setopt(x->h, CURLOPT_USERAGENT, "mod_ocspstaple");
     curl_easy_setopt(x->h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
     curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, body_write);
@@ -162,6 +249,7 @@ static void xfer_finish(xfer *x, CURLcode code)
 
     req->resp = NULL;
     req->resp_len = 0;
+    req->status = 0;
     if (code != CURLE_OK) {
         req->rv = x->too_large || code == CURLE_FILESIZE_EXCEEDED
             ? ocsp_fail(&req->err, APR_ENOSPC, x->p, "response larger than %"
@@ -175,6 +263,7 @@ static void xfer_finish(xfer *x, CURLcode code)
     }
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ctype);
+    req->status = status;
     if (status != 200) {
         req->rv = ocsp_fail(&req->err, OCSP_EVERIFY, x->p, "HTTP status %ld",
                             status);
@@ -204,21 +293,43 @@ static void xfer_cleanup(xfer *x)
     x->headers = NULL;
 }
 
+/* ocsp_http_post: one request through ocsp_http_run, so that it too uses
+ * (and leaves) the connections kept open. */
+typedef struct {
+    ocsp_http_req *req;
+    int given;
+} one_request;
+
+static ocsp_http_req *one_next(void *ud)
+{
+    one_request *one = ud;
+
+    return one->given++ ? NULL : one->req;
+}
+
+static void one_done(ocsp_http_req *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+}
+
 apr_status_t ocsp_http_post(unsigned char **pbody, apr_size_t *plen,
                             const char *url, const unsigned char *req,
                             apr_size_t req_len, const ocsp_http_opts *opts,
                             const char **perr, apr_pool_t *p)
 {
-    ocsp_http_req r = { url, req, req_len, opts, NULL, 0, NULL, 0, NULL };
-    xfer x;
+    ocsp_http_req r;
+    one_request one = { &r, 0 };
+    apr_status_t rv;
 
-    if ((r.rv = xfer_setup(&x, &r, p)) != APR_SUCCESS) {
-        r.rv = ocsp_fail(&r.err, r.rv, p, "cannot set up the HTTP request");
+    memset(&r, 0, sizeof(r));
+    r.url = url;
+    r.body = req;
+    r.body_len = req_len;
+    r.opts = opts;
+    if ((rv = ocsp_http_run(1, one_next, one_done, &one, p)) != APR_SUCCESS) {
+        r.rv = ocsp_fail(&r.err, rv, p, "cannot set up the HTTP request");
     }
-    else {
-        xfer_finish(&x, curl_easy_perform(x.h));
-    }
-    xfer_cleanup(&x);
     *pbody = r.resp;
     *plen = r.resp_len;
     if (perr) {
@@ -271,15 +382,71 @@ static int reap_finished(CURLM *multi, ocsp_http_done_fn *done, void *ud)
     return finished;
 }
 
+/* The process's multi handle, kept from one call to the next for its
+ * connection cache (and DNS cache): a responder that keeps connections
+ * open is not reconnected to for each request, nor for each round.
+ * A libcurl handle must never be used by two threads at once. In httpd
+ * one thread at a time fetches: the start-up helper is single-threaded,
+ * and in a child only its background refresh (the one mod_watchdog
+ * thread) does; still, a call while the handle is in use (another thread)
+ * gets a handle of its own for that call, instead of sharing or waiting.
+ * A handle inherited through fork() is the parent's, connections
+ * included: the child leaves it alone and makes its own. */
+static CURLM *kept_multi;
+static pid_t kept_pid;
+static apr_uint32_t kept_busy;
+
+/* The kept handle (*kept = 1) or, when it is in use, a new one. */
+static CURLM *multi_acquire(int *kept)
+{
+    *kept = apr_atomic_cas32(&kept_busy, 1, 0) == 0;
+    if (!*kept) {
+        return curl_multi_init();
+    }
+    if (!kept_multi || kept_pid != getpid()) {
+        kept_multi = curl_multi_init();
+        kept_pid = getpid();
+    }
+    if (!kept_multi) {
+        *kept = 0;
+        apr_atomic_set32(&kept_busy, 0);
+    }
+    return kept_multi;
+}
+
+static void multi_release(CURLM *multi, int kept)
+{
+    if (kept) {
+        apr_atomic_set32(&kept_busy, 0);
+    }
+    else {
+        curl_multi_cleanup(multi);
+    }
+}
+
+void ocsp_fetch_connections_close(void)
+{
+    if (apr_atomic_cas32(&kept_busy, 1, 0) != 0) {
+        return;
+    }
+    if (kept_multi && kept_pid == getpid()) {
+        curl_multi_cleanup(kept_multi);
+    }
+    kept_multi = NULL;
+    apr_atomic_set32(&kept_busy, 0);
+}
+
 apr_status_t ocsp_http_run(int max_parallel, ocsp_http_next_fn *next,
                            ocsp_http_done_fn *done, void *ud, apr_pool_t *p)
 {
-    CURLM *multi = curl_multi_init();
-    int in_flight = 0, still_running = 0;
+    int kept, in_flight = 0, still_running = 0;
+    CURLM *multi = multi_acquire(&kept);
 
     if (!multi) {
         return APR_ENOMEM;
     }
+    /* Idle connections kept for later: as many as run at once. */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)max_parallel);
     in_flight = start_more(multi, 0, max_parallel, next, done, ud, p);
     while (in_flight > 0) {
         curl_multi_perform(multi, &still_running);
@@ -290,6 +457,6 @@ apr_status_t ocsp_http_run(int max_parallel, ocsp_http_next_fn *next,
             curl_multi_poll(multi, NULL, 0, 100, NULL);
         }
     }
-    curl_multi_cleanup(multi);
+    multi_release(multi, kept);
     return APR_SUCCESS;
 }

@@ -25,6 +25,7 @@ void *ocspstaple_create_conf(apr_pool_t *p, server_rec *s)
     conf->enabled = OCSPSTAPLE_UNSET;
     conf->timeout = OCSPSTAPLE_UNSET;
     conf->return_errors = OCSPSTAPLE_UNSET;
+    conf->use_post = OCSPSTAPLE_UNSET;
     conf->renew.percent = OCSPSTAPLE_UNSET;
     return conf;
 }
@@ -42,6 +43,8 @@ void *ocspstaple_merge_conf(apr_pool_t *p, void *basev, void *addv)
                         ? add->return_errors : base->return_errors;
     conf->force_url = add->force_url ? add->force_url : base->force_url;
     conf->proxy = add->proxy ? add->proxy : base->proxy;
+    conf->use_post = add->use_post != OCSPSTAPLE_UNSET ? add->use_post
+                                                       : base->use_post;
     conf->ca_file = add->ca_file ? add->ca_file : base->ca_file;
     conf->files = add->files ? add->files : base->files;
     conf->renew = add->renew.percent != OCSPSTAPLE_UNSET ? add->renew
@@ -86,6 +89,11 @@ stapling_cache *ocspstaple_configured_cache(const server_rec *s)
 const char *ocspstaple_proxy(const server_rec *s)
 {
     return conf_of(s)->proxy;
+}
+
+int ocspstaple_use_post(const server_rec *s)
+{
+    return conf_of(s)->use_post == 1;
 }
 
 const char *ocspstaple_responder_ca_file(const server_rec *s)
@@ -147,6 +155,13 @@ static const char *set_return_errors(cmd_parms *cmd, void *dc, int flag)
 {
     (void)dc;
     conf_for(cmd)->return_errors = flag;
+    return NULL;
+}
+
+static const char *set_use_post(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)dc;
+    conf_for(cmd)->use_post = flag;
     return NULL;
 }
 
@@ -365,6 +380,9 @@ const command_rec ocspstaple_cmds[] = {
     AP_INIT_TAKE1("OCSPStaplingProxy", set_proxy, NULL, RSRC_CONF,
         "http://host:port: proxy for all requests to OCSP responders "
         "(default: the http_proxy/https_proxy/no_proxy environment)"),
+    AP_INIT_FLAG("OCSPStaplingUsePOST", set_use_post, NULL, RSRC_CONF,
+        "on|off: always POST requests to OCSP responders instead of the "
+        "RFC 5019 GET (default off)"),
     AP_INIT_TAKE1("OCSPStaplingResponderCAFile", set_ca_file, NULL, RSRC_CONF,
         "file: PEM CA certificates to verify https responders with "
         "(default: libcurl's, the system's)"),

@@ -399,6 +399,7 @@ void ocspstaple_helper_main(ocspstaple_state *st, server_rec *s, int fd,
     alarm(HELPER_MAX_SECONDS);
     apr_pool_create(&p, pconf);
     helper_run(st, s, fd, p);
+    ocsp_fetch_connections_close();   /* the round's, kept for nothing now */
     /* No pool cleanup may run here: they belong to the parent (shared
      * memory, mutexes). */
     _exit(0);

@@ -234,6 +234,16 @@ static apr_status_t finish_tick(void *data)
     return APR_SUCCESS;
 }
 
+/* pchild cleanup, after finish_tick (a pre-cleanup): the connections the
+ * refresh kept open to responders are closed. A tick still fetching past
+ * finish_tick's bound keeps them; the exit closes them. */
+static apr_status_t close_connections(void *data)
+{
+    (void)data;
+    ocsp_fetch_connections_close();
+    return APR_SUCCESS;
+}
+
 static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
 {
     ocspstaple_state *st = data;
@@ -322,5 +332,7 @@ void ocspstaple_refresh_child_init(ocspstaple_state *st, apr_pool_t *pchild)
     }
     apr_pool_destroy(p);
     apr_pool_pre_cleanup_register(pchild, st, finish_tick);
+    apr_pool_cleanup_register(pchild, NULL, close_connections,
+                              apr_pool_cleanup_null);
     apr_atomic_set32(&ready, 1);
 }

@@ -342,6 +342,7 @@ int ocspstaple_update(ocspstaple_state *st, const apr_array_header_t *entries,
         opts->timeout = ocspstaple_timeout(e->s);
         opts->proxy = ocspstaple_proxy(e->s);
         opts->ca_file = ocspstaple_responder_ca_file(e->s);
+        opts->use_post = ocspstaple_use_post(e->s);
         r.jobs[i].cert = e->cert;
         r.jobs[i].urls = e->urls;
         r.jobs[i].opts = opts;

@@ -3,8 +3,8 @@
 #define OCSP_FETCH_H
 
 /*
- * OCSP for one certificate: parse it, build the request, POST it, verify the
- * answer. No httpd dependency (APR, OpenSSL and libcurl only), so this layer
+ * OCSP for one certificate: parse it, build the request, send it (GET or
+ * POST), verify the answer. No httpd dependency (APR, OpenSSL and libcurl only), so this layer
  * is unit-tested and fuzzed on its own.
  *
  * Conventions: functions return apr_status_t; on failure *perr (when perr is
@@ -25,6 +25,10 @@
 
 /* Bigger answers are refused: real responses are a few KB. */
 #define OCSP_MAX_RESPONSE_SIZE (64 * 1024)
+/* How long the other requests of a batch to a URL wait for the answer to
+ * its first GET (whether the responder serves GET) before they go anyway:
+ * a hanging responder must not cost a timeout more. */
+#define OCSP_GET_PROBE_WAIT    apr_time_from_sec(1)
 /* Clock difference tolerated between us and the responder, for thisUpdate. */
 #define OCSP_MAX_CLOCK_SKEW    apr_time_from_sec(5 * 60)
 /* A response without nextUpdate is valid this long after its thisUpdate,
@@ -58,6 +62,8 @@ typedef struct {
     apr_size_t          max_size;  /* response size cap, 0: OCSP_MAX_RESPONSE_SIZE */
     const char         *proxy;     /* NULL: libcurl's usual environment variables */
     const char         *ca_file;   /* https responders' CAs; NULL: libcurl's default */
+    int                 use_post;  /* 1: always POST; 0: GET (RFC 5019) when
+                                      the encoded request is short enough */
 } ocsp_http_opts;
 
 /* A fetched and verified answer. */
@@ -70,6 +76,12 @@ typedef struct {
 
 /* Once per process before any fetch, while single-threaded. */
 apr_status_t ocsp_fetch_global_init(void);
+
+/* Closes the connections to responders that the process keeps open between
+ * fetches and frees their handle; the next fetch opens new ones. At process
+ * exit. While another thread is fetching it does nothing (that fetch still
+ * uses them; the exit closes the sockets). */
+void ocsp_fetch_connections_close(void);
 
 /* Parses PEM text: the certificate first, then its issuer (further
  * certificates are ignored). */
@@ -121,7 +133,7 @@ apr_status_t ocsp_response_verify(ocsp_verdict *verdict, const ocsp_cert *cert,
 apr_time_t ocsp_response_produced_at(const unsigned char *der,
                                      apr_size_t der_len);
 
-/* Request, POST and verify against each URL in turn until one answers with a
+/* Request, send and verify against each URL in turn until one answers with a
  * verified response (APR_SUCCESS) or, failing that, a responder error
  * (OCSP_ERESPONDER, *panswer set). Otherwise *perr names every URL tried and
  * why it failed. */
@@ -148,11 +160,20 @@ typedef void ocsp_job_done_fn(ocsp_job *job, void *baton);
 /* Runs ocsp_fetch for every job, at most max_parallel exchanges at a time,
  * calling done (when not NULL) for each job as it ends. A URL whose last
  * three exchanges failed at the transport level (timeout, connection
- * refused or dropped, unresolvable) is not tried again within the batch: a
- * dead responder costs about one timeout in total, not one per certificate,
+ * refused or dropped, unresolvable) is not tried again within the batch,
+ * and while one to it has just failed so and others are under way, no new
+ * one starts until they end: a dead responder costs about one timeout in
+ * total (plus up to OCSP_GET_PROBE_WAIT, below), not one per certificate,
  * while one dropped connection from a busy responder does not stop the
  * others. A refused or dropped exchange with a responder that has answered
- * in this batch is tried once more. */
+ * in this batch is tried once more.
+ *
+ * Requests go as RFC 5019 GETs (cacheable by CDNs) unless opts->use_post or
+ * they are too long. The first GET of a batch to a URL goes alone; the
+ * other requests to that URL wait for its answer (at most
+ * OCSP_GET_PROBE_WAIT): a responder that refuses GET (HTTP 405, 400, 501)
+ * gets that request again as a POST, and POSTs only for the rest of the
+ * batch, instead of a refused GET per certificate. */
 apr_status_t ocsp_fetch_batch(ocsp_job *jobs, int n, int max_parallel,
                               ocsp_job_done_fn *done, void *baton,
                               apr_pool_t *p);

@@ -21,6 +21,7 @@ typedef struct {
     int                 return_errors;  /* OCSPStaplingReturnResponderErrors */
     const char         *force_url;      /* OCSPStaplingForceURL */
     const char         *proxy;          /* OCSPStaplingProxy */
+    int                 use_post;       /* OCSPStaplingUsePOST */
     const char         *ca_file;        /* OCSPStaplingResponderCAFile */
     apr_array_header_t *files;          /* OCSPStaplingFile (paths) */
     refresh_window      renew;          /* OCSPStaplingRenewWindow */
@@ -40,6 +41,8 @@ const char *ocspstaple_force_url(const server_rec *s);
 stapling_cache *ocspstaple_configured_cache(const server_rec *s);
 refresh_window ocspstaple_renew_window(const server_rec *s);
 const char *ocspstaple_proxy(const server_rec *s);
+/* 1: POST every request (OCSPStaplingUsePOST on); 0: GET where it fits. */
+int ocspstaple_use_post(const server_rec *s);
 /* NULL: libcurl's default CA certificates. */
 const char *ocspstaple_responder_ca_file(const server_rec *s);
 const apr_array_header_t *ocspstaple_files(const server_rec *s);

@@ -2,6 +2,7 @@
 # ocsp_responder.pl --port P --pki DIR --log FILE [--pidfile F] [--nmin N | --ndays N]
 #                   [--delay SECONDS] [--switch FILE] [--bind ADDR]
 #                   [--tls CERT,KEY] [--drop-every N] [--received FILE]
+#                   [--keepalive[=SECONDS]]
 #
 # A tiny scriptable OCSP responder for mod_ocspstaple's tests and demo.
 #
@@ -15,20 +16,34 @@
 # responses are real, correctly encoded and signed.
 #
 # Requests: POST /MODE with the DER request as body (RFC 6960 A.1), or
-# GET /MODE/<url-encoded base64 request>. One child per connection,
-# HTTP/1.0-style: one request, one response, close.
+# GET /MODE/<url-encoded base64 request> (RFC 5019: the last path segment
+# is the request; /MODE/a/b/<request> works too). One child per
+# connection, HTTP/1.0-style: one request, one response, close; with
+# --keepalive, HTTP/1.1 persistent connections.
 #
 # Log: one line per request, appended to --log:
 #   <epoch> <mode> <http-status> <request-bytes> <response-bytes> <path>
-#   <peer-address> <scheme>
+#   <peer-address> <scheme> <method> <new|reused> <connection>
 # Tests count these lines, so every request that gets an answer is logged;
 # so are the fault modes that give none (hang, close: status "-", logged when
 # the client has gone). <path> is the request path without a GET request's
-# base64 part, so tests can tell apart clients that use the same mode under
-# different paths (/garbage/a, /garbage/b). <peer-address> is the client's
-# address (127.0.0.1, ::1), <scheme> http or https. With --tls, a client
-# that gives up during the TLS handshake (it refused our certificate) is
-# logged too, as mode "-", status "tls-failed", path "-".
+# base64 part (and the '/' before it), so tests can tell apart clients that
+# use the same mode under different paths (/garbage/a, /garbage/b), and a
+# GET from a POST only by <method> (GET, POST, "-" when unreadable).
+# <peer-address> is the client's address (127.0.0.1, ::1), <scheme> http or
+# https. <new|reused>: whether the request is the first one of its
+# connection; <connection> numbers the connections this responder accepted
+# (1, 2, ...), so the distinct values of a set of lines are the connections
+# it took. With --tls, a client that gives up during the TLS handshake (it
+# refused our certificate) is logged too, as mode "-", status "tls-failed",
+# path "-". Fields are only ever added at the end.
+#
+# --keepalive[=SECONDS]: several requests per connection (HTTP/1.1
+# persistent connections) as long as the client does not say
+# "Connection: close" (or is HTTP/1.0 without "Connection: keep-alive"),
+# the answer was a normal one (the modes that do their own I/O below
+# close), and the next request starts within SECONDS (default 60) of the
+# last answer. Without it, every answer closes its connection.
 #
 # --received FILE: one more line per request, appended to FILE as soon as the
 # request has been read, before any --delay and before the answer:
@@ -61,6 +76,8 @@
 # libio-socket-ssl-perl), loaded only then.
 #
 # Modes (the first path segment; anything after it is ignored for POST):
+#   noget/<mode>        HTTP 405 (Allow: POST) to a GET, <mode> to a POST: a
+#                       responder that refuses RFC 5019 GETs
 #   good, delegated     correct responses (issuer, delegated signer)
 #   wrongsigner         signed by a key outside the issuer's authority
 #   wrongserial, otherserial
@@ -121,10 +138,11 @@ use Time::HiRes ();
 
 my $MAX_REQUEST = 64 * 1024;   # OCSP requests are a few hundred bytes
 my $IO_TIMEOUT  = 30;          # a stuck client must not keep a child forever
+my $EXCHANGE_SECONDS;          # one exchange's deadline: set with --delay
 
 # ---- options --------------------------------------------------------------
 my ($port, $pki, $logfile, $pidfile, $nmin, $ndays, $delay, $switch, $tls,
-    $drop_every, $recvfile);
+    $drop_every, $recvfile, $keepalive);
 my $bind = '127.0.0.1';
 GetOptions(
     'port=i'    => \$port,
@@ -139,10 +157,13 @@ GetOptions(
     'tls=s'     => \$tls,
     'drop-every=i' => \$drop_every,
     'received=s' => \$recvfile,
+    'keepalive:i' => \$keepalive,
 ) or usage();
 usage() unless defined $port && defined $pki && defined $logfile;
 usage("--nmin and --ndays are exclusive") if defined $nmin && defined $ndays;
 usage("--drop-every must be 2 or more") if defined $drop_every && $drop_every < 2;
+usage("--keepalive takes 1 to 3600 seconds") if $keepalive && $keepalive > 3600;
+$keepalive = 60 if defined $keepalive && !$keepalive;   # --keepalive alone
 usage("--delay must be between 0 and 3600 seconds")
     if defined $delay && ($delay < 0 || $delay > 3600);
 usage("--bind takes a loopback address: 127.0.0.1 (127.x.y.z) or ::1")
@@ -150,6 +171,8 @@ usage("--bind takes a loopback address: 127.0.0.1 (127.x.y.z) or ::1")
 die "ocsp_responder: $pki/index.txt not found (run scripts/mkpki.sh)\n"
     unless -f "$pki/index.txt";
 my ($tls_cert, $tls_key) = tls_files($tls);
+# --delay is not a stuck client: it gets its own time on top.
+$EXCHANGE_SECONDS = $IO_TIMEOUT + ($delay ? int($delay) + 1 : 0);
 
 # The URL clients reach us under, up to the port (redirect answers name it).
 my $BASE = ($tls ? 'https' : 'http') . '://'
@@ -180,7 +203,7 @@ sub usage {
     print STDERR "usage: $0 --port P --pki DIR --log FILE [--pidfile F]"
                . " [--nmin N | --ndays N] [--delay SECONDS] [--switch FILE]"
                . " [--bind ADDR] [--tls CERT,KEY] [--drop-every N]"
-               . " [--received FILE]\n";
+               . " [--received FILE] [--keepalive[=SECONDS]]\n";
     exit 2;
 }
 
@@ -527,6 +550,9 @@ sysopen(my $LOG, $logfile, O_WRONLY | O_APPEND | O_CREAT, 0644)
     or die "ocsp_responder: cannot open $logfile: $!\n";
 
 my $PEER = '-';                 # the client's address, set in each child
+my $CONN = 0;                   # the connection's number (accept order)
+my $REUSED = 0;                 # not the first request of its connection
+my $METHOD = '-';               # the request's, once read
 
 my $RECV;
 if (defined $recvfile) {
@@ -538,7 +564,8 @@ sub log_line {
     my ($fh, $mode, $status, $reqlen, $resplen, $path) = @_;
     $path = '-' unless defined $path && $path =~ m{^/[\w./-]*\z};   # log-safe
     syswrite($fh, join(' ', time, $mode, $status, $reqlen, $resplen, $path,
-                       $PEER, $tls ? 'https' : 'http') . "\n");
+                       $PEER, $tls ? 'https' : 'http', $METHOD,
+                       $REUSED ? 'reused' : 'new', $CONN) . "\n");
 }
 
 sub log_request  { log_line($LOG, @_) }
@@ -550,19 +577,22 @@ sub log_received {
 }
 
 # ---- HTTP -----------------------------------------------------------------
-# Reads one request from $conn. Returns (method, path, body) or an HTTP
-# error status number.
+# Reads the rest of the request whose first line is $line from $conn.
+# Returns (method, path, body, keep: the client allows another request on
+# the connection) or an HTTP error status number.
 sub read_request {
-    my ($conn) = @_;
-    my $line = <$conn>;
+    my ($conn, $line) = @_;
     return 400 unless defined $line;
-    my ($method, $path) = $line =~ m{^(GET|POST) (/\S*) HTTP/1\.[01]\r?\n\z}
+    my ($method, $path, $minor) = $line =~ m{^(GET|POST) (/\S*) HTTP/1\.([01])\r?\n\z}
         or return 400;
+    $METHOD = $method;
     my %hdr;
     while (defined(my $h = <$conn>)) {
         last if $h =~ /^\r?\n\z/;
         $hdr{lc $1} = $2 if $h =~ /^([^:\s]+):\s*(.*?)\s*\r?\n\z/;
     }
+    my $c = lc($hdr{connection} // '');
+    my $keep = $minor ? $c !~ /\bclose\b/ : $c =~ /\bkeep-alive\b/;
     my $body = '';
     if ($method eq 'POST') {
         my $len = $hdr{'content-length'};
@@ -576,20 +606,27 @@ sub read_request {
             return 400 unless $n;
         }
     }
-    return ($method, $path, $body);
+    return ($method, $path, $body, $keep);
 }
 
 my %REASON = (200 => 'OK', 302 => 'Found', 400 => 'Bad Request',
-              404 => 'Not Found', 411 => 'Length Required',
-              413 => 'Payload Too Large', 500 => 'Internal Server Error');
+              404 => 'Not Found', 405 => 'Method Not Allowed',
+              411 => 'Length Required', 413 => 'Payload Too Large',
+              500 => 'Internal Server Error');
+
+# Whether this answer leaves the connection open for another request
+# (--keepalive, and the client allows it).
+my $KEEP = 0;
 
 sub http_head {
     my ($status, $ctype, $len, $location) = @_;
-    return "HTTP/1.0 $status " . ($REASON{$status} // 'Status') . "\r\n"
+    return ($keepalive ? 'HTTP/1.1' : 'HTTP/1.0') . " $status "
+         . ($REASON{$status} // 'Status') . "\r\n"
          . "Content-Type: $ctype\r\n"
          . (defined $location ? "Location: $location\r\n" : '')
+         . ($status == 405 ? "Allow: POST\r\n" : '')
          . "Content-Length: $len\r\n"
-         . "Connection: close\r\n\r\n";
+         . 'Connection: ' . ($KEEP ? 'keep-alive' : 'close') . "\r\n\r\n";
 }
 
 sub send_response {
@@ -597,19 +634,26 @@ sub send_response {
     print $conn http_head($status, $ctype, length($body), $location) . $body;
 }
 
-# One connection: parse, dispatch on the first path segment, answer, log.
-sub handle_connection {
-    my ($conn) = @_;
-    binmode $conn;
-    my ($method, $path, $body) = read_request($conn);
+# One request, whose first line is $line: parse, dispatch on the first path
+# segment, answer, log. Returns whether the connection stays open for
+# another request.
+sub handle_request {
+    my ($conn, $line) = @_;
+    $METHOD = '-';
+    my ($method, $path, $body, $keep) = read_request($conn, $line);
     if ($method =~ /^\d+\z/) {                     # parse error
+        $KEEP = 0;
         log_received('-', 0, '-');
         send_response($conn, $method, 'text/plain', "bad request\n");
         log_request('-', $method, 0, 0, '-');
-        return;
+        return 0;
     }
+    $KEEP = $keepalive && $keep;
     my (undef, $mode, $rest) = split m{/}, $path, 3;
     my $logpath = $path;
+    # noget/<mode>: a responder that serves POST only.
+    my $noget = defined $mode && $mode eq 'noget';
+    ($mode, $rest) = split m{/}, $rest // '', 2 if $noget;
     # switch/<mode>: good until the --switch file exists, then <mode>.
     # Modes with an argument in the path (replay/<name>): it is taken off
     # before a GET request's base64 part, also while a switch says good.
@@ -625,11 +669,13 @@ sub handle_connection {
     }
     $mode = '-' unless defined $mode && $mode =~ /^[\w.-]+\z/;   # log-safe
     if ($method eq 'GET') {
-        # RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of DER}
-        $rest //= '';
-        $logpath = substr($path, 0, length($path) - length($rest));
-        $rest =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
-        $body = decode_base64($rest);
+        # RFC 6960 A.1, RFC 5019 5: GET {url}/{url-encoding of base-64
+        # encoding of DER}: the last path segment.
+        my ($b64) = ($rest // '') =~ m{([^/]*)\z};
+        $logpath = substr($path, 0, length($path) - length($b64));
+        $logpath =~ s{(?<=.)/\z}{};
+        $b64 =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+        $body = decode_base64($b64);
     }
     log_received($mode, length $body, $logpath);
     # A slow responder: the request is in, the answer comes late. The client
@@ -640,16 +686,44 @@ sub handle_connection {
     }
     my $handler = $MODES{$mode};
     my ($status, $ctype, $resp, $location) =
-          !$handler     ? (404, 'text/plain', "unknown mode\n")
+          $noget && $method eq 'GET' ? (405, 'text/plain', "POST only\n")
+        : !$handler     ? (404, 'text/plain', "unknown mode\n")
         : $body eq ''   ? (400, 'text/plain', "empty request\n")
         :                 $handler->(save_request($body), "$BASE$logpath", $arg);
     if (ref $status eq 'CODE') {            # a mode that does its own I/O
+        $KEEP = 0;
         my ($logstatus, $sent) = $status->($conn);
         log_request($mode, $logstatus, length $body, $sent, $logpath);
-        return;
+        return 0;
     }
     send_response($conn, $status, $ctype, $resp, $location);
     log_request($mode, $status, length $body, length $resp, $logpath);
+    return $KEEP;
+}
+
+# The first line of the next request on a kept connection, or undef when
+# the client closed it. Waiting for it is bounded by --keepalive (the alarm
+# ends the child), reading the request once it comes by the exchange's own
+# deadline again.
+sub next_request_line {
+    my ($conn) = @_;
+    alarm $keepalive;
+    my $line = <$conn>;
+    alarm $EXCHANGE_SECONDS;
+    return $line;
+}
+
+# One connection: its requests, one after the other.
+sub serve_connection {
+    my ($conn) = @_;
+    binmode $conn;
+    $REUSED = 0;
+    my $line = <$conn>;
+    while (handle_request($conn, $line)) {
+        $line = next_request_line($conn);
+        return unless defined $line;
+        $REUSED = 1;
+    }
 }
 
 sub save_request {
@@ -719,7 +793,8 @@ my $accepted = 0;
 while (1) {
     my $conn = $listener->accept;
     next unless $conn;                  # EINTR from SIGCHLD
-    if ($drop_every && ++$accepted % $drop_every == 0) {
+    $CONN = ++$accepted;
+    if ($drop_every && $accepted % $drop_every == 0) {
         $PEER = $conn->peerhost // '-';
         log_request('-', 'dropped', 0, 0, '-');
         close $conn;
@@ -745,10 +820,9 @@ while (1) {
         $SIG{TERM} = $SIG{INT} = sub { exit 1 };
         $SIG{ALRM} = sub { exit 1 };
         close $listener;
-        # --delay is not a stuck client: it gets its own time on top.
-        alarm $IO_TIMEOUT + ($delay ? int($delay) + 1 : 0);
+        alarm $EXCHANGE_SECONDS;
         $PEER = $conn->peerhost // '-';
-        handle_connection($conn) if start_tls($conn);
+        serve_connection($conn) if start_tls($conn);
         close $conn;
         exit 0;
     }

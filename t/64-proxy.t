@@ -1,7 +1,8 @@
 # Servers whose outbound HTTP must go through a proxy: with
 # OCSPStaplingProxy every request to a responder goes through it (the proxy
-# sees the POSTs to the responder URLs) and stapling works; set in a virtual
-# host it applies to that host's certificates only; when the proxy is down
+# sees the requests to the responder URLs) and stapling works; set in a virtual
+# host it applies to that host's certificates only (the proxy sees the
+# RFC 5019 GETs, with OCSPStaplingUsePOST the POSTs); when the proxy is down
 # the failure line (OCSPSTAPLE0003) says what went wrong; a bad value stops
 # the configuration check. Without OCSPStaplingProxy, the proxy comes from
 # the server's environment (libcurl's http_proxy, lower case for http), and
@@ -30,11 +31,17 @@ my @vhosts = ({ name => 'rsa.test', cert => 'rsa' }, { name => 'sni2.test', cert
 my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
     global => [ "OCSPStaplingProxy http://127.0.0.1:$pp" ], vhosts => \@vhosts);
 ok($h->start, 'httpd starts with OCSPStaplingProxy') or BAIL_OUT('no server');
+# A request the proxy forwarded to the responder, answered with 200: an
+# RFC 5019 GET (URL/base64 request) or, with OCSPStaplingUsePOST, a POST.
+sub fetches {
+    my ($method, @l) = @_;
+    return grep { m{ $method http://127\.0\.0\.1:$rp/(good|delegated)(?:/[\w%]+)? HTTP/1\.[01] -> 200$} } @l;
+}
 my @lines = $proxy->lines;
-my @posts = grep { m{ POST http://127\.0\.0\.1:$rp/(good|delegated) HTTP/1\.[01] -> 200$} } @lines;
-is(scalar @posts, 3, 'the proxy forwarded the 3 startup fetches (POSTs to the responder URLs)')
+my @gets = fetches('GET', @lines);
+is(scalar @gets, 3, 'the proxy forwarded the 3 startup fetches (GETs of the responder URLs)')
     or diag(join "\n", @lines);
-is(scalar(grep { m{/good } } @posts) . ' ' . scalar(grep { m{/delegated } } @posts), '2 1',
+is(scalar(grep { m{/good[/ ]} } @gets) . ' ' . scalar(grep { m{/delegated[/ ]} } @gets), '2 1',
    '... to each certificate\'s responder URL');
 is($resp->requests, scalar @lines, 'every responder request came through the proxy');
 for my $n (qw(rsa sni2 delegated)) {
@@ -59,12 +66,14 @@ $h->stop;
 $proxy->start;
 my $before = () = $proxy->lines;
 $req = $resp->requests;
-$vhosts[0]{extra} = "OCSPStaplingProxy http://127.0.0.1:$pp";
+$vhosts[0]{extra} = "OCSPStaplingProxy http://127.0.0.1:$pp\nOCSPStaplingUsePOST on";
 my $h2 = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off', name => 'httpd2',
                                 vhosts => \@vhosts);
 ok($h2->start, 'httpd starts with OCSPStaplingProxy in one virtual host') or BAIL_OUT('no server');
-my $through = () = $proxy->lines;
-is($through - $before, 1, 'the proxy saw one request (rsa.test\'s)');
+my @through = $proxy->lines;
+is(scalar(fetches('POST', @through[$before .. $#through])) . ' ' . (@through - $before), '1 1',
+   'the proxy saw one request (rsa.test\'s), a POST (OCSPStaplingUsePOST on there)')
+    or diag(join "\n", @through[$before .. $#through]);
 is($resp->requests - $req, 3, 'the responder saw all three');
 my $r = handshake($h2->port, 'rsa.test');
 ok($r->{stapled}, 'rsa.test stapled') or diag(describe($r));
@@ -91,7 +100,7 @@ for my $c (['http_proxy', { http_proxy => "http://127.0.0.1:$pp" }, 3],
                                      && $proxy->lines - $before >= $want });
     my @all = $proxy->lines;
     my @new = @all[$before .. $#all];
-    my @p = grep { m{ POST http://127\.0\.0\.1:$rp/(good|delegated) HTTP/1\.[01] -> 200$} } @new;
+    my @p = fetches('GET', @new);
     is(scalar @p, $want, "$what: the proxy saw $want startup fetch(es)") or diag(join "\n", @new);
     is(scalar @new, $want, "$what: and nothing else");
     is($resp->requests - $req, 3, "$what: the responder answered all three");

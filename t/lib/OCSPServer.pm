@@ -411,8 +411,10 @@ sub url {
 }
 
 # start(nmin => N, ndays => N, delay => SECONDS, switch => FILE,
-# drop_every => N): returns once it listens (switch: see ocsp_responder.pl's
-# /switch/<mode>; drop_every: every Nth connection closed unanswered).
+# drop_every => N, keepalive => SECONDS): returns once it listens (switch:
+# see ocsp_responder.pl's /switch/<mode>; drop_every: every Nth connection
+# closed unanswered; keepalive: persistent connections, kept that long
+# between requests).
 sub start {
     my ($self, %o) = @_;
     die "responder already running\n" if $self->{pid};
@@ -426,6 +428,7 @@ sub start {
     push @cmd, '--delay', $o{delay} if defined $o{delay};
     push @cmd, '--switch', $o{switch} if defined $o{switch};
     push @cmd, '--drop-every', $o{drop_every} if defined $o{drop_every};
+    push @cmd, "--keepalive=$o{keepalive}" if $o{keepalive};
     push @cmd, '--bind', $self->{bind} if defined $self->{bind};
     push @cmd, '--tls', join(',', @{ $self->{tls} }) if $self->{tls};
     my $pid = fork;
@@ -503,19 +506,30 @@ sub _count {
     return scalar @lines;
 }
 
-# The log as records { time, mode, status, path, peer, scheme }, oldest
-# first (peer: the client's address; scheme: http or https; a TLS handshake
-# the client gave up has status tls-failed).
+# The log as records { time, mode, status, path, peer, scheme, method,
+# reused, conn }, oldest first (peer: the client's address; scheme: http or
+# https; a TLS handshake the client gave up has status tls-failed; method:
+# GET, POST or -; reused: 1 when the request came on a connection that had
+# carried one before; conn: the connection's number at the responder).
 sub log_records {
     my ($self) = @_;
     my @r;
     for (split /\n/, OCSPServer::slurp($self->{log})) {
         my @f = split ' ';
         my %r;
-        @r{qw(time mode status path peer scheme)} = @f[0, 1, 2, 5, 6, 7];
+        @r{qw(time mode status path peer scheme method reused conn)} =
+            @f[0, 1, 2, 5, 6, 7, 8, 9, 10];
+        $r{reused} = ($r{reused} // '') eq 'reused' ? 1 : 0;
         push @r, \%r;
     }
     return @r;
+}
+
+# connections(RECORDS): how many connections carried these log records.
+sub connections {
+    my ($self, @records) = @_;
+    my %c = map { ($_->{conn} // '?') => 1 } @records;
+    return scalar keys %c;
 }
 
 # ===========================================================================

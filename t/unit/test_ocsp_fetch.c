@@ -48,6 +48,7 @@
 #include <openssl/x509v3.h>
 
 #include "ocsp_fetch.h"
+#include "ocsp_http.h"
 
 /* ------------------------------------------------------------------------ */
 /* TAP                                                                      */
@@ -927,6 +928,81 @@ static void test_verify(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* RFC 5019 GET URLs                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* ocsp_http_get_url(url, n zero bytes then tail): the status, and the URL
+ * or "-". */
+static const char *get_url_of(apr_status_t *prv, const char *url,
+                              apr_size_t zeros, const char *tail,
+                              apr_pool_t *p)
+{
+    apr_size_t tl = strlen(tail);
+    unsigned char *der = apr_pcalloc(p, zeros + tl + 1);
+    const char *get = NULL;
+
+    memcpy(der + zeros, tail, tl);
+    *prv = ocsp_http_get_url(&get, url, der, zeros + tl, p);
+    return get ? get : "-";
+}
+
+static void test_get_url(void)
+{
+    apr_pool_t *p;
+    apr_status_t rv;
+    const char *u, *want;
+    unsigned char *req;
+    apr_size_t req_len;
+
+    apr_pool_create(&p, g_pool);
+    /* fb ff bf ff: base64 "+/+//w==", each of the three escaped */
+    u = get_url_of(&rv, "http://ocsp.example/ca1", 0, "\xfb\xff\xbf\xff", p);
+    want = "http://ocsp.example/ca1/%2B%2F%2B%2F%2Fw%3D%3D";
+    check(rv == APR_SUCCESS && strcmp(u, want) == 0,
+          "GET URL: '+', '/', '=' percent-encoded, '/' between URL and request",
+          "%s: %s (want %s)", rv_name(rv, p), u, want);
+    u = get_url_of(&rv, "http://ocsp.example/", 0, "\xfb\xff\xbf\xff", p);
+    check(rv == APR_SUCCESS
+          && strcmp(u, "http://ocsp.example/%2B%2F%2B%2F%2Fw%3D%3D") == 0,
+          "GET URL: no double slash after a URL ending with '/'", "%s: %s",
+          rv_name(rv, p), u);
+    u = get_url_of(&rv, "http://ocsp.example", 0, "\xfb\xff\xbf\xff", p);
+    check(rv == APR_SUCCESS
+          && strcmp(u, "http://ocsp.example/%2B%2F%2B%2F%2Fw%3D%3D") == 0,
+          "GET URL: a URL without a path gets one", "%s: %s", rv_name(rv, p), u);
+    /* The encoded length is always even: 254 is the longest that fits. */
+    u = get_url_of(&rv, "http://o/", 187, "\x3e", p);  /* AAA...AAAD4%3D */
+    check(rv == APR_SUCCESS && strlen(u) == strlen("http://o/") + 254,
+          "GET URL: a request encoded in 254 bytes is sent as a GET",
+          "%s: %lu bytes", rv_name(rv, p), (unsigned long)strlen(u));
+    u = get_url_of(&rv, "http://o/", 187, "", p);       /* ...AA%3D%3D: 256 */
+    check(rv == APR_ENOSPC && strcmp(u, "-") == 0,
+          "GET URL: a request encoded in 256 bytes is not (APR_ENOSPC: POST)",
+          "%s: %s", rv_name(rv, p), u);
+    u = get_url_of(&rv, "http://o/", 4000, "", p);
+    check(rv == APR_ENOSPC, "GET URL: a 4000-byte request is not",
+          "%s", rv_name(rv, p));
+    u = get_url_of(&rv, "http://o/ocsp?ca=1", 0, "\x01", p);
+    check(rv == APR_EINVAL && strcmp(u, "-") == 0,
+          "GET URL: none for a URL with a query (APR_EINVAL: POST)",
+          "%s: %s", rv_name(rv, p), u);
+    if (ocsp_request_build(&req, &req_len, cert("rsa", p), p) != APR_SUCCESS) {
+        bail("ocsp_request_build(rsa) failed");
+    }
+    rv = ocsp_http_get_url(&u, "http://o/", req, req_len, p);
+    check(rv == APR_SUCCESS,
+          "GET URL: the request for a real certificate fits (RFC 5019 GET)",
+          "%s for %lu DER bytes", rv_name(rv, p), (unsigned long)req_len);
+    check(ocsp_http_get_refused(405) && ocsp_http_get_refused(400)
+          && ocsp_http_get_refused(501) && !ocsp_http_get_refused(404)
+          && !ocsp_http_get_refused(500) && !ocsp_http_get_refused(200)
+          && !ocsp_http_get_refused(0),
+          "HTTP 405, 400 and 501 refuse a GET; 404, 500, 200 and none do not",
+          "ocsp_http_get_refused disagrees");
+    apr_pool_destroy(p);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Servers inside the test                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -958,11 +1034,15 @@ static int listen_loopback(int *pport)
 typedef enum {
     CANNED_FIXED,   /* send resp, close */
     CANNED_DRIP,    /* send resp (headers), then one byte every 200 ms */
-    CANNED_HUGE     /* send resp (headers), then 256 KB, close */
+    CANNED_HUGE,    /* send resp (headers), then 256 KB, close */
+    CANNED_NOGET,   /* 405 to a GET, resp to a POST; close */
+    CANNED_KEEP     /* send resp (HTTP/1.1, Content-Length), then read the
+                       next request on the same connection */
 } canned_mode;
 
 /* A one-thread HTTP server answering every connection the same scripted way
- * (set between tests), and keeping the last request it read. */
+ * (set between tests), and keeping the last request it read and counts of
+ * connections and requests. */
 typedef struct {
     int lfd;
     int port;
@@ -974,7 +1054,8 @@ typedef struct {
     size_t resp_len;
     char req[8192];               /* last request, NUL-terminated */
     size_t req_len;
-    int conns;
+    int conns;                    /* connections accepted */
+    int gets, posts;              /* requests read, by method */
 } canned;
 
 static int stop_requested(canned *s, int timeout_ms)
@@ -1039,18 +1120,82 @@ static int send_all(int fd, const char *b, size_t n)
     return 1;
 }
 
+static const char canned_405[] = "HTTP/1.0 405 Method Not Allowed\r\n"
+    "Allow: POST\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n";
+
+/* Reads one request from fd and notes it; 0 when none came (EOF, idle). */
+static size_t canned_read(canned *s, int fd, canned_mode *mode, char *resp,
+                          size_t *resp_len)
+{
+    char req[8192];
+    size_t req_len = read_request(fd, req, sizeof(req));
+
+    pthread_mutex_lock(&s->mu);
+    if (req_len) {
+        memcpy(s->req, req, req_len + 1);
+        s->req_len = req_len;
+        s->gets += strncmp(req, "GET ", 4) == 0;
+        s->posts += strncmp(req, "POST ", 5) == 0;
+    }
+    *mode = s->mode;
+    memcpy(resp, s->resp, s->resp_len);
+    *resp_len = s->resp_len;
+    if (*mode == CANNED_NOGET && strncmp(req, "GET ", 4) == 0) {
+        memcpy(resp, canned_405, sizeof(canned_405) - 1);
+        *resp_len = sizeof(canned_405) - 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return req_len;
+}
+
+/* The rest of an answer for the slow and huge modes. */
+static void canned_tail(canned *s, int fd, canned_mode mode)
+{
+    char chunk[4096];
+    int i;
+
+    if (mode == CANNED_DRIP) {
+        for (i = 0; i < 100 && !stop_requested(s, 200); ++i) {
+            if (!send_all(fd, "x", 1)) {
+                break;
+            }
+        }
+    }
+    else if (mode == CANNED_HUGE) {
+        memset(chunk, 'A', sizeof(chunk));
+        for (i = 0; i < 64; ++i) {
+            if (!send_all(fd, chunk, sizeof(chunk))) {
+                break;
+            }
+        }
+    }
+}
+
+/* One connection: one request, or (CANNED_KEEP) as many as come. */
+static void canned_serve(canned *s, int fd)
+{
+    canned_mode mode;
+    char resp[8192];
+    size_t resp_len;
+
+    while (canned_read(s, fd, &mode, resp, &resp_len) > 0
+           && send_all(fd, resp, resp_len)) {
+        if (mode != CANNED_KEEP) {
+            canned_tail(s, fd, mode);
+            break;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
 static void *canned_main(void *arg)
 {
     canned *s = arg;
     struct pollfd pf[2];
 
     for (;;) {
-        int fd, i;
-        char req[8192];
-        size_t req_len;
-        canned_mode mode;
-        char resp[8192];
-        size_t resp_len;
+        int fd;
 
         pf[0].fd = s->lfd;
         pf[0].events = POLLIN;
@@ -1069,36 +1214,10 @@ static void *canned_main(void *arg)
         if (fd < 0) {
             continue;
         }
-        req_len = read_request(fd, req, sizeof(req));
         pthread_mutex_lock(&s->mu);
-        memcpy(s->req, req, req_len + 1);
-        s->req_len = req_len;
         s->conns++;
-        mode = s->mode;
-        memcpy(resp, s->resp, s->resp_len);
-        resp_len = s->resp_len;
         pthread_mutex_unlock(&s->mu);
-
-        if (send_all(fd, resp, resp_len)) {
-            if (mode == CANNED_DRIP) {
-                for (i = 0; i < 100 && !stop_requested(s, 200); ++i) {
-                    if (!send_all(fd, "x", 1)) {
-                        break;
-                    }
-                }
-            }
-            else if (mode == CANNED_HUGE) {
-                char chunk[4096];
-                memset(chunk, 'A', sizeof(chunk));
-                for (i = 0; i < 64; ++i) {
-                    if (!send_all(fd, chunk, sizeof(chunk))) {
-                        break;
-                    }
-                }
-            }
-        }
-        shutdown(fd, SHUT_WR);
-        close(fd);
+        canned_serve(s, fd);
     }
     return NULL;
 }
@@ -1145,7 +1264,18 @@ static void canned_set(canned *s, canned_mode mode, const char *head,
     s->resp_len = hl + body_len;
     s->req[0] = '\0';
     s->req_len = 0;
+    s->conns = s->gets = s->posts = 0;
     pthread_mutex_unlock(&s->mu);
+}
+
+/* "<connections> <GETs> <POSTs>" since the last canned_set. */
+static const char *canned_counts(canned *s, apr_pool_t *p)
+{
+    const char *c;
+    pthread_mutex_lock(&s->mu);
+    c = apr_psprintf(p, "%d %d %d", s->conns, s->gets, s->posts);
+    pthread_mutex_unlock(&s->mu);
+    return c;
 }
 
 /* 200 application/ocsp-response with body. */
@@ -1189,6 +1319,97 @@ static ocsp_http_opts opts_of(apr_interval_time_t timeout, apr_size_t max_size)
     o.max_size = max_size;
     o.proxy = NULL;
     return o;
+}
+
+/* ocsp_fetch of rsa from url: the status. */
+static apr_status_t fetch_one(const ocsp_cert *rsa, const char *url,
+                              const ocsp_http_opts *o, const char **perr,
+                              apr_pool_t *p)
+{
+    apr_array_header_t *urls = apr_array_make(p, 1, sizeof(const char *));
+    ocsp_answer *a = NULL;
+
+    APR_ARRAY_PUSH(urls, const char *) = url;
+    return ocsp_fetch(&a, rsa, urls, o, perr, p);
+}
+
+/* GET or POST, the fallback from a refused GET, connections kept open. */
+static void test_methods(canned *srv, const ocsp_cert *rsa,
+                         const unsigned char *req, apr_size_t req_len,
+                         apr_pool_t *p)
+{
+    const char *url = apr_psprintf(p, "http://127.0.0.1:%d/ocsp", srv->port);
+    const char *get = NULL, *err = NULL, *r, *head, *line;
+    ocsp_http_opts o = opts_of(apr_time_from_sec(10), 0);
+    unsigned char *fx;
+    apr_size_t fx_len;
+    apr_status_t rv;
+    ocsp_job jobs[3];
+    apr_array_header_t *urls = apr_array_make(p, 1, sizeof(const char *));
+    int i, ok = 1;
+
+    fixture("good", &fx, &fx_len, p);
+    canned_ocsp(srv, fx, fx_len, p);
+    ocsp_http_get_url(&get, url, req, req_len, p);
+    line = get ? apr_pstrcat(p, "GET ", strchr(get + 7, '/'), " HTTP/1.",
+                             NULL) : "(no GET URL)";
+    rv = fetch_one(rsa, url, &o, &err, p);
+    r = canned_req(srv, p);
+    check(rv == APR_SUCCESS && strncmp(r, line, strlen(line)) == 0,
+          "ocsp_fetch sends GET /ocsp/<url-encoded base64 request>",
+          "%s; request starts: %.200s; want %s", res(rv, err, p), r, line);
+
+    canned_ocsp(srv, fx, fx_len, p);
+    o.use_post = 1;
+    rv = fetch_one(rsa, url, &o, &err, p);
+    r = canned_req(srv, p);
+    check(rv == APR_SUCCESS && strncmp(r, "POST /ocsp HTTP/1.", 18) == 0,
+          "ocsp_fetch with opts.use_post sends POST /ocsp",
+          "%s; request starts: %.60s", res(rv, err, p), r);
+    o.use_post = 0;
+
+    /* A responder answering 405 to GET: 3 certificates, 1 GET, 3 POSTs. */
+    head = apr_psprintf(p, "HTTP/1.0 200 OK\r\nContent-Type: "
+                        "application/ocsp-response\r\nContent-Length: %lu"
+                        "\r\n\r\n", (unsigned long)fx_len);
+    canned_set(srv, CANNED_NOGET, head, fx, fx_len);
+    APR_ARRAY_PUSH(urls, const char *) = url;
+    for (i = 0; i < 3; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].cert = rsa;
+        jobs[i].urls = urls;
+        jobs[i].opts = &o;
+    }
+    ocsp_fetch_batch(jobs, 3, 16, NULL, NULL, p);
+    for (i = 0; i < 3; i++) {
+        ok &= jobs[i].rv == APR_SUCCESS && jobs[i].answer && !jobs[i].err;
+    }
+    check(ok && strcmp(canned_counts(srv, p), "4 1 3") == 0,
+          "a batch of 3 against a responder refusing GET (405): all verified, "
+          "one GET (alone), then POSTs only",
+          "connections, GETs, POSTs: %s; first job %s",
+          canned_counts(srv, p), res(jobs[0].rv, jobs[0].err, p));
+
+    /* HTTP/1.1 keep-alive: the connection outlives the fetch. */
+    canned_set(srv, CANNED_KEEP, apr_psprintf(p, "HTTP/1.1 200 OK\r\n"
+               "Content-Type: application/ocsp-response\r\n"
+               "Content-Length: %lu\r\n\r\n", (unsigned long)fx_len),
+               fx, fx_len);
+    rv = fetch_one(rsa, url, &o, &err, p);
+    if (rv == APR_SUCCESS) {
+        rv = fetch_one(rsa, url, &o, &err, p);
+    }
+    check(rv == APR_SUCCESS && strcmp(canned_counts(srv, p), "1 2 0") == 0,
+          "two fetches one after the other from a keep-alive responder: "
+          "one connection", "%s; connections, GETs, POSTs: %s",
+          res(rv, err, p), canned_counts(srv, p));
+    ocsp_fetch_connections_close();
+    rv = fetch_one(rsa, url, &o, &err, p);
+    check(rv == APR_SUCCESS && strcmp(canned_counts(srv, p), "2 3 0") == 0,
+          "after ocsp_fetch_connections_close: a new connection",
+          "%s; connections, GETs, POSTs: %s", res(rv, err, p),
+          canned_counts(srv, p));
+    ocsp_fetch_connections_close();     /* the server sees it end */
 }
 
 static void test_http(void)
@@ -1566,6 +1787,7 @@ static void test_http(void)
         }
     }
 
+    test_methods(&srv, rsa, req, req_len, p);
     canned_stop(&srv);
     apr_pool_destroy(p);
 }
@@ -1606,6 +1828,7 @@ int main(int argc, char **argv)
     test_strings();
     test_parse();
     test_request();
+    test_get_url();
     test_verify();
     if (g_port) {
         test_http();
