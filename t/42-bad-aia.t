@@ -49,7 +49,10 @@ my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
 my $took = $h->start(timeout => 60);
 ok($took, sprintf('httpd starts with the bad certificates (%.1f s)', $took // -1))
     or BAIL_OUT('no server');
-cmp_ok($took, '<', 5, 'no long delay at startup (the responder timeout is 10 s)')
+# A start that waited on the responder timeout would take 10 s or more; a
+# busy machine (parallel scenarios, the sanitizers) makes the start itself
+# take a few seconds.
+cmp_ok($took, '<', 8, 'no long delay at startup (the responder timeout is 10 s)')
     or diag($dns > 1 ? "DNS lookups are slow on this machine ($dns s)" : '');
 
 for my $name (sort keys %bad) {
