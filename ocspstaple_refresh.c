@@ -13,15 +13,18 @@
  * graceful restart, stop here: the new generation renews.
  */
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <apr_atomic.h>
 #include <apr_optional.h>
+#include <apr_signal.h>
 #include <ap_mpm.h>
 #include <httpd.h>
 #include <http_log.h>
 #include <http_main.h>
 #include <mod_watchdog.h>
+#include <mpm_common.h>
 #include <scoreboard.h>
 
 #include "ocspstaple_fleet.h"
@@ -244,6 +247,22 @@ static apr_status_t close_connections(void *data)
     return APR_SUCCESS;
 }
 
+/* The MPM's stop and restart signals go to its own threads, never to this
+ * one: mod_watchdog starts it before the MPM blocks them, and a child whose
+ * handler ran here (event: SIGTERM makes the child exit at once) exited in
+ * the middle of a tick, with a record half replaced (its DER then freed
+ * twice as the pools went). Called once, in the watchdog thread. */
+static void block_stop_signals(void)
+{
+    apr_signal_block(SIGTERM);
+    apr_signal_block(SIGINT);
+    apr_signal_block(SIGHUP);
+    apr_signal_block(AP_SIG_GRACEFUL);
+#ifdef AP_SIG_GRACEFUL_STOP
+    apr_signal_block(AP_SIG_GRACEFUL_STOP);
+#endif
+}
+
 static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
 {
     ocspstaple_state *st = data;
@@ -251,6 +270,7 @@ static apr_status_t watchdog_tick(int wd_state, void *data, apr_pool_t *pool)
     apr_pool_t *p;
 
     if (wd_state == AP_WATCHDOG_STATE_STARTING) {
+        block_stop_signals();
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
                      "OCSPSTAPLE0040: background refresh runs in process %"
                      APR_PID_T_FMT, getpid());
