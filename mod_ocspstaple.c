@@ -212,6 +212,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
                      "reattach the %s mutex in a child process: %s",
                      OCSPSTAPLE_FETCH_MUTEX, ocspstaple_strerror(rv, p));
     }
+    ocspstaple_registry_child_init();
     ocspstaple_refresh_child_init(&state, p);
 }
 

@@ -248,10 +248,9 @@ static apr_status_t close_connections(void *data)
 }
 
 /* The MPM's stop and restart signals go to its own threads, never to this
- * one: mod_watchdog starts it before the MPM blocks them, and a child whose
- * handler ran here (event: SIGTERM makes the child exit at once) exited in
- * the middle of a tick, with a record half replaced (its DER then freed
- * twice as the pools went). Called once, in the watchdog thread. */
+ * one, whatever the MPM blocked before child_init (versions differ): a
+ * handler run here would exit the child in the middle of a tick. Called
+ * once, in the watchdog thread. */
 static void block_stop_signals(void)
 {
     apr_signal_block(SIGTERM);

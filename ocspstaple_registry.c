@@ -44,10 +44,25 @@ const char *ocspstaple_registry_origin(const ocspstaple_registry *reg)
     return reg->origin;
 }
 
+/* Set in every child: see entry_cleanup. */
+static int in_child;
+
+void ocspstaple_registry_child_init(void)
+{
+    in_child = 1;
+}
+
+/* Frees an entry's own copies when the parent's configuration pool goes
+ * (restarts). Not in a child: it exits with its pools destroyed by exit()
+ * while its refresh thread may still be replacing a record, which would
+ * free the same DER twice; the process's memory goes with it anyway. */
 static apr_status_t entry_cleanup(void *data)
 {
     ocspstaple_entry *e = data;
 
+    if (in_child) {
+        return APR_SUCCESS;
+    }
     free((void *)e->local.der);
     free((void *)e->local.error);
     free((void *)e->local.origin);

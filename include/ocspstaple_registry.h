@@ -60,6 +60,9 @@ const apr_array_header_t *ocspstaple_registry_entries(
 /* Its virtual hosts' names, ", "-separated (in time linear in their
  * number: a wildcard may serve thousands). */
 const char *ocspstaple_entry_vhosts(const ocspstaple_entry *e, apr_pool_t *p);
+/* Called in every child: its entries' copies are left to the process's
+ * exit (its refresh thread may still use them while the pools go). */
+void ocspstaple_registry_child_init(void);
 /* The longest OCSPStaplingResponderTimeout among the entries. */
 apr_interval_time_t ocspstaple_registry_max_timeout(
     const ocspstaple_registry *reg);
