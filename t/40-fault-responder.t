@@ -21,7 +21,7 @@ use File::Path ();
 use OCSPServer qw(setup handshake describe);
 use OCSPFaults qw(%CASE @MODES have_faketime update_lines request_count settled_counts);
 
-OCSPServer::deadline(200);
+OCSPServer::deadline(360);   # generous: a loaded machine, the sanitizers
 my $T0 = time;
 my $FAST = 2.0;            # seconds: a handshake bound, generous on purpose
 my $TIMEOUT = 10;          # OCSPStaplingResponderTimeout for most modes (generous:

@@ -30,7 +30,7 @@ use OCSPServer qw(setup handshake describe);
 use OCSPFaults qw(%CASE @MODES have_faketime update_lines settled_counts);
 use OCSPOps;
 
-OCSPServer::deadline(240);
+OCSPServer::deadline(360);   # generous: a loaded machine, the sanitizers
 my $T0 = time;
 my $FAST = 2.0;           # seconds: a handshake bound, generous on purpose
 my $TIMEOUT_HANG = 4;     # hang and slow renewals hold the fetch for 4 s
