@@ -55,26 +55,7 @@ for my $h ($hb, $hc) {
 }
 is($resp->requests, 1, 'the responder was asked once for three servers');
 
-# Every server staples exactly the same response (same bytes).
-# same_staple(WHAT, [NEWER_THAN]): one handshake with each server; with
-# NEWER_THAN (a thisUpdate), handshakes with each, 0.5 s apart, until all
-# three staple the same response with a later thisUpdate (bounded).
-sub same_staple {
-    my ($what, $newer_than) = @_;
-    my (@r, @t);
-    my $same = sub {
-        @r = map { handshake($_->port, 'rsa.test') } @h;
-        @t = map { OCSPCacheServer::staple_text($_) // '' } @r;
-        return (!grep { !$_->{stapled} || ($_->{cert_status} // '') ne 'good'
-                        || ($_->{this_update} // 0) <= ($newer_than // -1) } @r)
-               && $t[0] ne '' && $t[0] eq $t[1] && $t[0] eq $t[2];
-    };
-    my $ok = ok(defined $newer_than ? wait_until(40, $same, 0.5) : $same->(),
-                "a, b and c staple the same good response $what");
-    diag(join "\n", map { describe($_) } @r) unless $ok;
-    return $r[0];
-}
-my $first = same_staple('after startup');
+my $first = OCSPCacheServer::same_staple(\@h, 'after startup');
 
 # --- renewals: one request per period for all three -------------------------
 # The server that fetched plans its renewal first; the others plan theirs a
@@ -85,13 +66,13 @@ my $first = same_staple('after startup');
 my $t_first = (OCSPCacheServer::request_times($resp))[0];
 ok(wait_until(60, sub { $resp->requests >= 2 }, 0.2), 'first renewal')
     or diag($ha->log_lines(qr/OCSPSTAPLE/));
-my $renewed = same_staple('after the first renewal (later thisUpdate)', $first->{this_update} // 0);
+my $renewed = OCSPCacheServer::same_staple(\@h, 'after the first renewal (later thisUpdate)', $first->{this_update} // 0);
 ok(($renewed->{this_update} // 0) > ($first->{this_update} // 0),
    'and it is the renewed one (later thisUpdate)')
     or diag(describe($first), "\n", describe($renewed));
 
 ok(wait_until(60, sub { $resp->requests >= 3 }, 0.2), 'second renewal');
-same_staple('after the second renewal (later thisUpdate)', $renewed->{this_update} // 0);
+OCSPCacheServer::same_staple(\@h, 'after the second renewal (later thisUpdate)', $renewed->{this_update} // 0);
 
 # The times the responder READ the requests: also any request still being
 # answered.

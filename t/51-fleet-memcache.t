@@ -46,25 +46,7 @@ for my $h ($hb, $hc) {
 }
 is($resp->requests, 1, 'the responder was asked once for three servers');
 
-# same_staple(WHAT, [NEWER_THAN]): one handshake with each server; with
-# NEWER_THAN (a thisUpdate), handshakes with each, 0.5 s apart, until all
-# three staple the same response with a later thisUpdate (bounded).
-sub same_staple {
-    my ($what, $newer_than) = @_;
-    my (@r, @t);
-    my $same = sub {
-        @r = map { handshake($_->port, 'rsa.test') } @h;
-        @t = map { OCSPCacheServer::staple_text($_) // '' } @r;
-        return (!grep { !$_->{stapled} || ($_->{cert_status} // '') ne 'good'
-                        || ($_->{this_update} // 0) <= ($newer_than // -1) } @r)
-               && $t[0] ne '' && $t[0] eq $t[1] && $t[0] eq $t[2];
-    };
-    my $ok = ok(defined $newer_than ? wait_until(40, $same, 0.5) : $same->(),
-                "a, b and c staple the same good response $what");
-    diag(join "\n", map { describe($_) } @r) unless $ok;
-    return $r[0];
-}
-my $first = same_staple('after startup');
+my $first = OCSPCacheServer::same_staple(\@h, 'after startup');
 
 # --- one renewal: one request ------------------------------------------------
 # The other servers look 2-5 s after the fetching one. Each staples the
@@ -73,7 +55,7 @@ my $first = same_staple('after startup');
 # until all three staple it, then count what the responder read.
 ok(wait_until(60, sub { $resp->requests >= 2 }, 0.2), 'the response is renewed')
     or diag($ha->log_lines(qr/OCSPSTAPLE/));
-my $renewed = same_staple('after the renewal (later thisUpdate)', $first->{this_update} // 0);
+my $renewed = OCSPCacheServer::same_staple(\@h, 'after the renewal (later thisUpdate)', $first->{this_update} // 0);
 ok(($renewed->{this_update} // 0) > ($first->{this_update} // 0),
    'and it is the renewed one (later thisUpdate)')
     or diag(describe($first), "\n", describe($renewed));

@@ -470,14 +470,7 @@ sub start {
     my @cmd = ('prometheus', "--config.file=$self->{dir}/prometheus.yml",
                "--storage.tsdb.path=$self->{dir}/data",
                "--web.listen-address=127.0.0.1:$self->{port}", '--log.level=warn');
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$self->{dir}/out";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
+    my $pid = OCSPServer::spawn("$self->{dir}/out", @cmd);
     $self->{pid} = $pid;
     OCSPServer::track($self);
     OCSPServer::wait_until(30, sub { $self->api('status/buildinfo') }, 0.3)

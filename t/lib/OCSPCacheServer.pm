@@ -30,6 +30,7 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
 use OCSPServer ();
+use Test::More ();            # same_staple reports through the test's plan
 
 our $REDIS     = $ENV{OCSP_REDIS_SERVER} // '/usr/bin/redis-server';
 our $MEMCACHED = $ENV{OCSP_MEMCACHED}    // '/usr/bin/memcached';
@@ -81,15 +82,7 @@ sub start {
     my ($self) = @_;
     die "$self->{name} already running\n" if $self->{pid};
     my @cmd = $self->_command;
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$self->{base}.out";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
+    my $pid = OCSPServer::spawn("$self->{base}.out", @cmd);
     $self->{pid} = $pid;
     $LIVE{"$self"} = $self;
     my $up = OCSPServer::wait_until(20, sub {
@@ -403,6 +396,29 @@ sub httpd {
 sub staple_text {
     my ($r) = @_;
     return $r->{output} =~ /^(OCSP Response Data:.*?)^={10,}/ms ? $1 : undef;
+}
+
+# same_staple(SERVERS, WHAT, [NEWER_THAN]): a test that every server of the
+# fleet (OCSPServer::Httpd objects, vhost rsa.test) staples exactly the same
+# good response (same bytes): one handshake with each; with NEWER_THAN (a
+# thisUpdate), handshakes with each, 0.5 s apart, until all staple the same
+# response with a later thisUpdate (bounded). Returns the first server's
+# handshake.
+sub same_staple {
+    my ($servers, $what, $newer_than) = @_;
+    my (@r, @t);
+    my $same = sub {
+        @r = map { OCSPServer::handshake($_->port, 'rsa.test') } @$servers;
+        @t = map { staple_text($_) // '' } @r;
+        return (!grep { !$_->{stapled} || ($_->{cert_status} // '') ne 'good'
+                        || ($_->{this_update} // 0) <= ($newer_than // -1) } @r)
+               && $t[0] ne '' && !grep { $_ ne $t[0] } @t;
+    };
+    my $ok = Test::More::ok(defined $newer_than ? OCSPServer::wait_until(40, $same, 0.5)
+                                                : $same->(),
+        'all ' . scalar(@$servers) . " servers staple the same good response $what");
+    Test::More::diag(join "\n", map { OCSPServer::describe($_) } @r) unless $ok;
+    return $r[0];
 }
 
 # request_times(RESPONDER): the epoch times of the requests it answered.

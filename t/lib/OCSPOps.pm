@@ -135,14 +135,7 @@ sub start {
     unlink $self->{pidfile};
     my @cmd = ($^X, "$OCSPServer::ROOT/t/bin/http_proxy.pl", '--port', $self->{port},
                '--log', $self->{log}, '--pidfile', $self->{pidfile});
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $self->{stderr};
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
+    my $pid = OCSPServer::spawn($self->{stderr}, @cmd);
     $self->{pid} = $pid;
     OCSPServer::track($self);
     my $up = OCSPServer::wait_until(15, sub {

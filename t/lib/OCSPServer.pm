@@ -173,6 +173,22 @@ sub hanging_listener {
 
 # wait_until(TIMEOUT, CODE, [INTERVAL]): calls CODE until it returns true or
 # TIMEOUT seconds pass; returns CODE's last value.
+# spawn(OUT, CMD...): runs CMD in the background, stdin from /dev/null,
+# stdout and stderr appended to the file OUT; returns its pid (the caller
+# stops it: stop_child, or its object's stop).
+sub spawn {
+    my ($out, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $out;
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    return $pid;
+}
+
 # A child process of ours: TERM, wait (bounded), then KILL; reaped.
 sub stop_child {
     my ($pid) = @_;
@@ -431,15 +447,7 @@ sub start {
     push @cmd, "--keepalive=$o{keepalive}" if $o{keepalive};
     push @cmd, '--bind', $self->{bind} if defined $self->{bind};
     push @cmd, '--tls', join(',', @{ $self->{tls} }) if $self->{tls};
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $self->{stderr};
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
+    my $pid = OCSPServer::spawn($self->{stderr}, @cmd);
     $self->{pid} = $pid;
     $self->{opts} = \%o;
     $LIVE{"$self"} = $self;
