@@ -666,6 +666,8 @@ static void batch_done(ocsp_http_req *req, void *ud)
     health->in_flight--;
     release(b, health);                 /* whatever it was, it has ended */
     if (req->get_url && settle_get(health, req)) {
+        job->get_refused_url = req->url;
+        job->get_refused_status = req->status;
         st->next_url--;                 /* the same URL, as a POST */
         APR_ARRAY_PUSH(b->queue, job_state *) = st;
         return;
@@ -742,7 +744,7 @@ apr_status_t ocsp_fetch(ocsp_answer **panswer, const ocsp_cert *cert,
                         const ocsp_http_opts *opts, const char **perr,
                         apr_pool_t *p)
 {
-    ocsp_job job = { cert, urls, opts, APR_SUCCESS, NULL, NULL };
+    ocsp_job job = { cert, urls, opts, APR_SUCCESS, NULL, NULL, NULL, 0 };
     apr_status_t rv = ocsp_fetch_batch(&job, 1, 1, NULL, NULL, p);
 
     *panswer = job.answer;

@@ -290,6 +290,18 @@ typedef struct {
     apr_pool_t *p;
 } round;
 
+/* Only the round's first GET to a responder can be refused (the rest are
+ * POSTed), so this is one line per responder and round: the admin sees why
+ * it gets POSTs, and that OCSPStaplingUsePOST would save the refused GET. */
+static void log_get_refused(const ocspstaple_entry *e, const ocsp_job *job)
+{
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, e->s, "OCSPSTAPLE0006: %s: "
+                 "responder %s refused an RFC 5019 GET (HTTP %ld): the request "
+                 "went again as a POST, and so does every other one to it in "
+                 "this round; \"OCSPStaplingUsePOST on\" skips the GET",
+                 e->label, job->get_refused_url, job->get_refused_status);
+}
+
 /* As each certificate's fetch ends: published at once, not when the slowest
  * responder of the round has answered. */
 static void job_done(ocsp_job *job, void *baton)
@@ -302,6 +314,9 @@ static void job_done(ocsp_job *job, void *baton)
     stapling_record ans;
 
     memset(&ans, 0, sizeof(ans));
+    if (job->get_refused_url) {
+        log_get_refused(e, job);
+    }
     if (job->answer) {
         ans = answer_record(e, job->answer, now);
     }

@@ -151,6 +151,9 @@ typedef struct {
     ocsp_answer              *answer;  /* out: verified, or a responder error */
     const char               *err;     /* out: every URL that failed and why
                                           (on success: the ones before, or NULL) */
+    const char               *get_refused_url; /* out: a responder that refused
+                                          this job's GET (it was POSTed), or NULL */
+    long                      get_refused_status; /* out: its HTTP status */
 } ocsp_job;
 
 /* Called as soon as a job of a batch has its result, so that a fast

@@ -19,7 +19,7 @@ use OCSPLoad ();
 
 my $N = 50;                 # certificates of the keep-alive startup
 my $PARALLEL = 16;          # OCSPSTAPLE_FETCH_PARALLEL
-plan tests => 24;
+plan tests => 26;
 OCSPServer::deadline(300);
 
 my ($w, $pki, $resp) = setup();
@@ -73,6 +73,7 @@ ok(@r == 2 && $resp->connections(@r) == 2 && !grep({ $_->{reused} } @r),
     or diag(show(@r));
 ok(staples($h, 'rsa'), 'rsa.test stapled');
 ok(staples($h, 'sni2'), 'sni2.test stapled');
+ok(!$h->log_lines(qr/OCSPSTAPLE0006/), 'no GET-refused notice when GETs are answered');
 $h->stop;
 
 # ---- OCSPStaplingUsePOST ------------------------------------------------------
@@ -116,6 +117,10 @@ my @ok = $hn->log_lines(qr/OCSPSTAPLE0002: .*update ok from \Q$noget\E/);
 ok(@ok == @ng && !$hn->log_lines(qr/OCSPSTAPLE0003/),
    'one update-ok line per certificate from that responder, no failed update')
     or diag($hn->log_lines(qr/OCSPSTAPLE000[23]/));
+my @refused = $hn->log_lines(qr/OCSPSTAPLE0006: /);
+ok(@refused == 1 && $refused[0] =~ /\[ocspstaple:notice\].*\Q$noget\E refused an RFC 5019 GET \(HTTP 405\)/,
+   'one notice names the responder that refused the GET and its HTTP status (OCSPSTAPLE0006)')
+    or diag(@refused ? @refused : 'no OCSPSTAPLE0006 line');
 $hn->stop;
 
 # ---- keep-alive: 50 certificates at startup ---------------------------------------

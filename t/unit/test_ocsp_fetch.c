@@ -1346,7 +1346,7 @@ static void test_methods(canned *srv, const ocsp_cert *rsa,
     apr_status_t rv;
     ocsp_job jobs[3];
     apr_array_header_t *urls = apr_array_make(p, 1, sizeof(const char *));
-    int i, ok = 1;
+    int i, ok = 1, refused = 0;
 
     fixture("good", &fx, &fx_len, p);
     canned_ocsp(srv, fx, fx_len, p);
@@ -1383,12 +1383,18 @@ static void test_methods(canned *srv, const ocsp_cert *rsa,
     ocsp_fetch_batch(jobs, 3, 16, NULL, NULL, p);
     for (i = 0; i < 3; i++) {
         ok &= jobs[i].rv == APR_SUCCESS && jobs[i].answer && !jobs[i].err;
+        refused += jobs[i].get_refused_url != NULL;
+        if (jobs[i].get_refused_url) {
+            ok &= strcmp(jobs[i].get_refused_url, url) == 0
+                  && jobs[i].get_refused_status == 405;
+        }
     }
-    check(ok && strcmp(canned_counts(srv, p), "4 1 3") == 0,
+    check(ok && refused == 1 && strcmp(canned_counts(srv, p), "4 1 3") == 0,
           "a batch of 3 against a responder refusing GET (405): all verified, "
-          "one GET (alone), then POSTs only",
-          "connections, GETs, POSTs: %s; first job %s",
-          canned_counts(srv, p), res(jobs[0].rv, jobs[0].err, p));
+          "one GET (alone), then POSTs only; the job whose GET was refused "
+          "says by which URL and with which status",
+          "connections, GETs, POSTs: %s; jobs saying refused: %d; first job %s",
+          canned_counts(srv, p), refused, res(jobs[0].rv, jobs[0].err, p));
 
     /* HTTP/1.1 keep-alive: the connection outlives the fetch. */
     canned_set(srv, CANNED_KEEP, apr_psprintf(p, "HTTP/1.1 200 OK\r\n"
