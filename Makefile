@@ -8,6 +8,8 @@
 #   make test-asan  the whole suite against an ASAN+UBSAN build (build/asan),
 #                   then `make valgrind`; fails on any sanitizer report
 #   make valgrind   the unit tests under valgrind (errors and leaks fail)
+#   make deb        the Debian package libapache2-mod-ocspstaple in build/deb/,
+#                   checked with lintian (installs the packaging tools)
 #   make fuzz       libFuzzer harnesses (clang), FUZZ_SECONDS (60) each
 #   make clean
 
@@ -47,7 +49,7 @@ FUZZ_COMMON  = fuzz/fuzz_common.c fuzz/fuzz_common.h
 REPLAY_BINS  = $(FUZZ_TARGETS:%=t/unit/replay_%)
 
 .PHONY: all install test demo clean deps unit bench test-asan asan-build asan-deps \
-        valgrind fuzz fuzz-build fuzz-deps
+        valgrind fuzz fuzz-build fuzz-deps deb deb-deps
 
 all: $(MODULE)
 
@@ -182,6 +184,29 @@ valgrind:
 	$(MAKE) all unit
 	OCSP_UNIT_WRAPPER='$(VALGRIND)' ./t/run-tests.sh t/00-unit.t t/02-unit-policy.t t/03-fuzz-replay.t \
 	    t/04-unit-store.t t/06-unit-schedule.t
+
+# ---- Debian package ---------------------------------------------------------
+# dpkg-buildpackage (debhelper, dh_apache2) in a copy of the checkout under
+# build/deb/, where the .deb, .changes and .buildinfo land too
+# (scripts/build-deb.sh); lintian errors fail it. Rebuilt only when a file
+# that goes into the package changed: t/root/30-package.t runs `make deb`.
+DEB_DIR     = build/deb
+DEB_VERSION = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEB_ARCH    = $(shell dpkg --print-architecture 2>/dev/null)
+DEB         = $(DEB_DIR)/libapache2-mod-ocspstaple_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_INPUTS  = $(MODULE_SRC) $(HEADERS) Makefile README.md LICENSE \
+              conf/ocspstaple.load conf/ocspstaple.conf conf/example-vhost.conf \
+              conf/ocspstaple-alerts.yml scripts/build-deb.sh \
+              $(wildcard debian/* debian/source/*)
+
+deb-deps:
+	@./scripts/deps.sh --deb
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory $(DEB)
+
+$(DEB): $(DEB_INPUTS)
+	./scripts/build-deb.sh $(DEB_DIR)
 
 # ---- fuzzing ----------------------------------------------------------------
 # One libFuzzer binary per harness in build/fuzz/ (clang; only the httpd-free

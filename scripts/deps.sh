@@ -1,11 +1,15 @@
 #!/bin/sh
 # scripts/deps.sh [EXTRA-PACKAGE...]
+# scripts/deps.sh --deb
 #
 # Installs the Debian packages mod_ocspstaple needs to build, test and demo,
 # plus any named on the command line (what a single make target needs on
 # top: `make fuzz` passes clang and libclang-rt-dev, `make test-asan` those
 # and valgrind). Does nothing when they are all present; needs root (or sudo)
 # otherwise.
+# --deb (`make deb`): only what building the Debian package takes, its
+# Build-Depends (debian/control) and the tools around dpkg-buildpackage, not
+# the test suite's servers and clients.
 set -eu
 
 # redis-server and memcached: the fleet tests share a cache through them
@@ -23,6 +27,12 @@ set -eu
 PACKAGES="apache2 apache2-dev libssl-dev libcurl4-openssl-dev openssl curl
           libapache2-mod-perl2 perl make gcc redis-server memcached faketime
           gnutls-bin libnss3-tools libio-socket-ssl-perl prometheus $*"
+# apache2-dev has dh_apache2 (and Provides: dh-apache2, the name
+# debian/control asks for). git: `make deb` copies the checkout's files.
+if [ "${1:-}" = --deb ]; then
+    PACKAGES="apache2-dev libssl-dev libcurl4-openssl-dev make gcc git
+              dpkg-dev debhelper fakeroot lintian"
+fi
 
 missing=""
 for pkg in $PACKAGES; do
