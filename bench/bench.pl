@@ -72,7 +72,7 @@ my $FULL = !$opt{quick} && keys(%WANT) == @ALL;
 # (~0.5 min), reload 6 servers of scale_certs vhosts (~3 min), leaving the
 # rest of 20 minutes to the PKI and scale.
 my %P = $opt{quick} ? (
-    cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 12,
+    cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 20,
     cold_reps => 1, scale_certs => 100, scale_passes => 2, scale_secs => 0.5,
     reload_pre => 2, reload_post => 2,
 ) : (
@@ -1258,7 +1258,7 @@ sub reload_window {
 sub reload_results {
     my ($r, $n) = @_;
     my $ratio = sub { my ($cfg, $k) = @_; my $z = $r->{ baseline_of($cfg) };
-                      $z->{$k} ? ($r->{$cfg}{$k} // 0) / $z->{$k} : 0 };
+                      ($z->{$k} // 0) > 0 ? ($r->{$cfg}{$k} // 0) / $z->{$k} : 0 };
     my $lat = sub { my ($x) = @_; sprintf('%s / %s ms', ms($x->{p999_ms} // 0), ms($x->{max_ms} // 0)) };
     my $back = sub { my ($x) = @_; defined $x->{back} ? sprintf('%.1f', $x->{back}) : 'never' };
     # Served again, no errors, and every handshake stapled (none: none).
