@@ -122,6 +122,8 @@ alarm $DEADLINE;
 
 my $T0 = time;
 my %machine = machine();
+# Uncommitted changes when the run starts (what runs is what was on disk).
+my $dirty = dirty_tree();
 remove_tree($OUT);
 make_path($OUT);
 note("mod_ocspstaple bench: $machine{cpu}, $machine{nproc} cores; results in bench/out/");
@@ -150,7 +152,6 @@ my $duration = time - $T0;
 my $table = summary_table(map { @{ $_->{rows} } } @sections);
 print "\n$table\n";
 note('scenario durations: ' . join(', ', map { sprintf('%s %.0f s', @$_) } @durations));
-my $dirty = dirty_tree();
 my $file = $FULL && !@$dirty ? "$ROOT/bench/RESULTS.md" : "$OUT/RESULTS.md";
 BenchKit::spit($file, results_md($table, $duration, \@durations, $dirty, @sections));
 note('the tree has uncommitted changes (' . join(', ', @$dirty[0 .. ($#$dirty > 4 ? 4 : $#$dirty)])
