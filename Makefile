@@ -48,7 +48,7 @@ FUZZ_LIB_SRC = ocsp_fetch.c ocsp_http.c stapling_record.c refresh_policy.c
 FUZZ_COMMON  = fuzz/fuzz_common.c fuzz/fuzz_common.h
 REPLAY_BINS  = $(FUZZ_TARGETS:%=t/unit/replay_%)
 
-.PHONY: all install test demo clean deps unit bench test-asan asan-build asan-deps \
+.PHONY: all install test demo clean deps unit bench bench-deps test-asan asan-build asan-deps \
         valgrind fuzz fuzz-build fuzz-deps deb deb-deps
 
 all: $(MODULE)
@@ -242,8 +242,19 @@ $(BENCH_CLIENT): bench/hsclient.c Makefile
 	$(CC) $(WARN) -O2 -pthread $(EXTRA_CFLAGS) -o $@ bench/hsclient.c \
 	    $(EXTRA_LDFLAGS) -lssl -lcrypto
 
-# BENCH_ARGS=--quick for a short run while working on the bench itself.
-bench: deps
+# The peers the bench compares with, beside mod_ssl: nginx (Debian's
+# `nginx`: in bookworm nginx-light only adds the echo module to it) and
+# mod_md, which ships with apache2. BENCH_ARGS=--quick (or QUICK=1) for a
+# short run while working on the bench itself.
+BENCH_PEERS = nginx
+ifeq ($(QUICK),1)
+BENCH_ARGS += --quick
+endif
+
+bench-deps:
+	@./scripts/deps.sh $(BENCH_PEERS)
+
+bench: bench-deps
 	$(MAKE) all $(BENCH_CLIENT)
 	./bench/bench.pl $(BENCH_ARGS)
 

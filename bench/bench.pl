@@ -1,6 +1,8 @@
 #!/usr/bin/perl
-# bench/bench.pl: mod_ocspstaple side by side with mod_ssl's SSLUseStapling
-# and with no stapling at all (`make bench` runs it).
+# bench/bench.pl: mod_ocspstaple side by side with the peers an Apache admin
+# would pick instead: mod_ssl's SSLUseStapling, mod_md's MDStapling (with
+# MDStapleOthers), nginx's ssl_stapling, and no stapling at all, on the same
+# certificates and the same loopback responder (`make bench` runs it).
 #
 #   bench/bench.pl [--quick] [--sequential] [--only cpu,sick,load,cold,scale,reload]
 #
@@ -9,7 +11,8 @@
 # (scripts/ocsp_responder.pl), private Apache servers pinned to core 0 and
 # the handshake client bench/hsclient pinned to core 1. What is measured:
 #
-#   cpu    server CPU time per full handshake, ratio to no stapling, for a
+#   cpu    server CPU time per full handshake, ratio to no stapling (nginx:
+#          to nginx without stapling), for a
 #          CA-signed staple without certificates and a delegated signer's
 #          staple with its certificate, RSA-2048 and ECDSA P-256 leaves;
 #          connections interleaved ABCABC... within every round (or, with
@@ -17,20 +20,23 @@
 #   sick   handshake latency while renewals are due and the responder takes
 #          5 s, some clients not asking for a staple; healthy vs sick
 #   load   responder requests per certificate and renewal with 1, 4 and 16
-#          prefork children
+#          prefork children (nginx: worker processes)
 #   cold   share of the first 100 handshakes after `apache2 -k start` that
 #          carry a staple
 #   scale  1000 certificates in 1000 SNI virtual hosts: startup, time until
 #          all are stapled, memory, CPU per handshake vs one certificate
 #   reload the same 1000 virtual hosts, all stapled, handshakes going on: one
 #          graceful restart (SIGUSR1); handshake p99.9 and max across it,
-#          handshakes/s, for no stapling, mod_ssl and mod_ocspstaple
+#          handshakes/s, for every peer and no stapling (nginx: a reload,
+#          SIGHUP)
 #
-# A full run takes about 8 minutes on 2 cores, far longer on a machine busy
-# with other work (the 1000-certificate starts wait on the loopback
-# responder). It prints a table (figure, target, met?) and writes it with
-# the details, the machine and the versions to bench/RESULTS.md (--quick
-# and --only runs write bench/out/RESULTS.md, never the published one).
+# A full run should take less than 20 minutes on 2 cores, --quick less than
+# 5 (each scenario's time is printed and written down); far longer on a
+# machine busy with other work. It prints a table (figure, one column per
+# peer, target, met?) and writes it with the details, the machine, the
+# versions and the git commit to bench/RESULTS.md; --quick and --only runs,
+# and runs from a tree with uncommitted changes, write bench/out/RESULTS.md,
+# never the published one.
 use strict;
 use warnings;
 
@@ -60,21 +66,45 @@ my $FULL = !$opt{quick} && keys(%WANT) == @ALL;
 
 # Sizes of the run. --quick is for working on the bench itself: the same
 # steps, too short to mean anything.
+# Budget of a full run (2 cores, quiet): cpu 24 passes x 4 rounds of 1.5 s
+# over 6 servers (~3.5 min), sick 4 windows x 4 peers of 11 s (~4 min), load
+# one 30 s window for all peers at once (~1 min), cold 3 starts x 4 peers
+# (~0.5 min), reload 6 servers of scale_certs vhosts (~3 min), leaving the
+# rest of 20 minutes to the PKI and scale.
 my %P = $opt{quick} ? (
-    cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 12,
+    cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 20,
     cold_reps => 1, scale_certs => 100, scale_passes => 2, scale_secs => 0.5,
     reload_pre => 2, reload_post => 2,
 ) : (
-    cpu_secs => 1.5, cpu_passes => 32, sick_secs => 11, sick_windows => 6, load_secs => 30,
+    cpu_secs => 1.5, cpu_passes => 24, sick_secs => 11, sick_windows => 4, load_secs => 30,
     cold_reps => 3, scale_certs => 1000, scale_passes => 12, scale_secs => 1.5,
     reload_pre => 3, reload_post => 3,
 );
 my $THREADS = 8;               # client connections at once in CPU rounds
 my $SICK_DELAY = 5;            # seconds the sick responder takes to answer
 my $SICK_RATE = 400;           # handshakes per second in the latency windows
-my @CFGS = qw(none modssl ocspstaple);
+# The stapling configurations compared (the peers), in the order of the
+# tables' columns, and the baselines: no stapling on Apache (mod_ssl alone)
+# and on nginx (ssl_stapling off), each peer's CPU ratio taken to its own.
+my @PEERS = qw(ocspstaple modssl md nginx);
+my @CFGS = ('none', @PEERS);
 my %CFG_NAME = (none => 'no stapling', modssl => 'mod_ssl SSLUseStapling',
-                ocspstaple => 'mod_ocspstaple');
+                md => 'mod_md MDStapling', nginx => 'nginx ssl_stapling',
+                'nginx-none' => 'nginx, no stapling', ocspstaple => 'mod_ocspstaple');
+my %BASELINE = (nginx => 'nginx-none', 'nginx-none' => 'nginx-none');
+sub baseline_of { $BASELINE{ $_[0] } // 'none' }
+# The servers of each scenario (see there).
+my @CPU_CFGS = ('none', 'nginx-none', @PEERS);
+my @RELOAD_CFGS = ('none', 'nginx-none', @PEERS);
+my @SUMMARY_COLS = (@PEERS, 'none');
+# What makes a renewal due within the sick scenario's windows (5 s after a
+# fetch of a 60 s response) and the load scenario's (every 5-10 s), for the
+# peers that have a setting for it; mod_ssl gets its cache timeout instead
+# (ssl_cache_timeout => 5), nginx has none.
+my %SICK_SETTING = (ocspstaple => 'OCSPStaplingRenewWindow 55s',
+                    md => 'MDStaplingRenewWindow 55s');
+my %LOAD_SETTING = (ocspstaple => 'OCSPStaplingRenewWindow 50s',
+                    md => 'MDStaplingRenewWindow 50s');
 my $DEADLINE = 30 * 60;        # a stuck run ends, and stops what it started
 my $DISTURBED = 0.2;           # a CPU round with more of core 0 going elsewhere is left out
 my $RELOAD_RATE = 300;         # handshakes per second across a graceful restart
@@ -92,25 +122,40 @@ alarm $DEADLINE;
 
 my $T0 = time;
 my %machine = machine();
+# Uncommitted changes when the run starts (what runs is what was on disk).
+my $dirty = dirty_tree();
 remove_tree($OUT);
 make_path($OUT);
 note("mod_ocspstaple bench: $machine{cpu}, $machine{nproc} cores; results in bench/out/");
 my $PORT0 = BenchKit::free_port();
 my $PKI = make_pki($PORT0, $WANT{scale} || $WANT{reload} ? $P{scale_certs} : 0);
+# Leaves whose AIA URL names a responder of their own (sick: the healthy
+# and the sick one; load: one per peer and process count), so that every
+# peer, mod_md included (it has no setting to override the URL), asks the
+# responder meant for it with its default settings.
+my %AIA = aia_leaves(($WANT{sick} ? qw(sick-a sick-b) : ()),
+                     ($WANT{load} ? map { my $c = $_; map { "load-$c-$_" } 1, 4, 16 } @PEERS : ()));
 
-my @sections;
-push @sections, scenario_cpu()   if $WANT{cpu};
-push @sections, scenario_sick()  if $WANT{sick};
-push @sections, scenario_load()  if $WANT{load};
-push @sections, scenario_cold()  if $WANT{cold};
-push @sections, scenario_scale() if $WANT{scale};
-push @sections, scenario_reload() if $WANT{reload};
+my (@sections, @durations);
+for my $s ([ cpu => \&scenario_cpu ], [ sick => \&scenario_sick ], [ load => \&scenario_load ],
+           [ cold => \&scenario_cold ], [ scale => \&scenario_scale ],
+           [ reload => \&scenario_reload ]) {
+    my ($name, $code) = @$s;
+    next unless $WANT{$name};
+    my $t = time;
+    push @sections, $code->();
+    push @durations, [ $name, time - $t ];
+    note(sprintf('%s: done in %.0f s', $name, time - $t));
+}
 
 my $duration = time - $T0;
 my $table = summary_table(map { @{ $_->{rows} } } @sections);
 print "\n$table\n";
-my $file = $FULL ? "$ROOT/bench/RESULTS.md" : "$OUT/RESULTS.md";
-BenchKit::spit($file, results_md($table, $duration, @sections));
+note('scenario durations: ' . join(', ', map { sprintf('%s %.0f s', @$_) } @durations));
+my $file = $FULL && !@$dirty ? "$ROOT/bench/RESULTS.md" : "$OUT/RESULTS.md";
+BenchKit::spit($file, results_md($table, $duration, \@durations, $dirty, @sections));
+note('the tree has uncommitted changes (' . join(', ', @$dirty[0 .. ($#$dirty > 4 ? 4 : $#$dirty)])
+     . (@$dirty > 5 ? ', ...' : '') . '): not writing bench/RESULTS.md') if $FULL && @$dirty;
 note(sprintf('done in %.0f s; written to %s', $duration, $file =~ s{^\Q$ROOT\E/}{}r));
 exit 0;
 
@@ -257,24 +302,83 @@ sub index_leaves {
     close $idx or die "bench: index.txt: $!\n";
 }
 
+# aia_leaves(NAME...): an ECDSA leaf NAME (DNS NAME.test, CA-signed
+# responses) per name, each with an AIA URL of its own port (the kernel's
+# choice, free now; its responder is started there when needed); returns
+# NAME => PORT.
+sub aia_leaves {
+    my (@names) = @_;
+    my %port;
+    my $serial = 0x400000;
+    for my $name (@names) {
+        $port{$name} = BenchKit::free_port();
+        make_leaves($PKI, $port{$name}, [ $name, "$name.test", 'good', $serial++ ]);
+    }
+    return %port;
+}
+
+# Files with uncommitted changes (git status --porcelain), bench/out and
+# bench/RESULTS.md left out: a published table must come from a commit.
+sub dirty_tree {
+    my @lines = grep { length } split /\n/,
+        `git -C '$ROOT' status --porcelain -- . ':!bench/out' ':!bench/RESULTS.md' 2>/dev/null`;
+    return [ map { substr($_, 3) } @lines ];
+}
+
+# Whether a figure meets an upper LIMIT, given the values of its paired
+# rounds (or windows): "yes" only when all of them do, "no" when none does;
+# when the spread (min-max) crosses the limit the answer is noise, whatever
+# the median says.
+sub met_max {
+    my ($limit, @v) = @_;
+    return 'no (no data)' unless @v;
+    my ($lo, $hi) = min_max(@v);
+    return 'yes' if $hi <= $limit;
+    return 'no' if $lo > $limit;
+    return 'within noise (median ' . (median(@v) <= $limit ? 'meets' : 'misses') . ' it)';
+}
+
+# A BenchKit server (Apache or nginx) of configuration CFG in bench/out.
+sub server {
+    my ($cfg, $label, %a) = @_;
+    return BenchKit::server(dir => $OUT, label => $label, flavour => $cfg, pki => $PKI, %a);
+}
+
+# Handshakes to NAMES until every one of a sweep is stapled (bounded):
+# mod_md's watchdog fetches in the background after the start, nginx in the
+# background after a worker's first handshake of a certificate (each worker
+# for itself), mod_ssl in the first handshake. Returns whether it happened.
+sub warm_until_stapled {
+    my ($h, %o) = @_;
+    my $names = $o{names} // 1;
+    my $sni = $o{sni} // ($names > 1 ? 'm%d.bench' : 'ecdsa.test');
+    return BenchKit::wait_until($o{timeout} // 30, sub {
+        my $c = BenchKit::client(port => $h->port, sni => $sni, names => $names > 1 ? $names : 0,
+                                 key => $o{key} // 'ecdsa', count => 8 * $names,
+                                 threads => 4)->{all};
+        return $c->{handshakes} && $c->{stapled} == $c->{handshakes};
+    }, 0.2) ? 1 : 0;
+}
 # ============================================================================
 # 1. Server CPU per full handshake, ratio to no stapling.
 #
-# Three servers (no stapling, mod_ssl with a warm cache, mod_ocspstaple) run
-# side by side on core 0. A round is one client run of cpu_secs; its figure
-# per server is the server's CPU time (all its processes, /proc) divided by
-# the handshakes it served. Interleaving is as fine as it gets: in every
-# round the client sends its connections to the three servers in turn
-# (A B C A B C ..., order reversed every other round), so all three share
-# every moment of the round, and whatever else the machine does meanwhile
-# hits them alike. Each round gives one paired ratio per configuration (to
-# no stapling in the same round); the figure is their median. With
-# --sequential a round serves one server only and rounds go ABC CBA ...
-# (ABBA): fair against slow drifts only; on a busy machine the ratios then
-# spread far wider.
+# Six servers run side by side on core 0: no stapling (Apache with mod_ssl
+# alone, and nginx with ssl_stapling off) and the peers (mod_ocspstaple,
+# mod_ssl with a warm cache, mod_md, nginx), all with their defaults and the
+# same certificates. A round is one client run of cpu_secs; its figure per
+# server is the server's CPU time (all its processes, /proc) divided by the
+# handshakes it served. Interleaving is as fine as it gets: in every round
+# the client sends its connections to all the servers in turn (A B C ...,
+# order reversed every other round), so they share every moment of the
+# round, and whatever else the machine does meanwhile hits them alike. Each
+# round gives one paired ratio per peer (to its own baseline in the same
+# round: nginx's is nginx without stapling, the others' Apache without);
+# the figure is their median. With --sequential a round serves one server
+# only and rounds go ABC CBA ... (ABBA): fair against slow drifts only; on a
+# busy machine the ratios then spread far wider.
 
 sub scenario_cpu {
-    note('cpu: server CPU per handshake, 3 configurations side by side');
+    note('cpu: server CPU per handshake, ' . scalar(@CPU_CFGS) . ' servers side by side');
     my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-cpu',
                                         port => $PORT0, pki => $PKI);
     $resp->start;
@@ -282,15 +386,14 @@ sub scenario_cpu {
     # the client's signature algorithms pick one.
     my @vhosts = ([ 'rsa.test', 'rsa', 'ecdsa' ],
                   [ 'delegated.test', 'delegated', 'ecdel' ]);
-    my %srv = map { $_ => BenchKit::Httpd->new(dir => $OUT, label => "cpu-$_",
-                        flavour => $_, pki => $PKI, vhosts => \@vhosts) } @CFGS;
+    my %srv = map { $_ => server($_, "cpu-$_", vhosts => \@vhosts) } @CPU_CFGS;
     $_->start for values %srv;
     my @combos = map { my $s = $_; map { { shape => $s, key => $_ } } qw(rsa ecdsa) }
                  qw(good delegated);
     my @problems = cpu_warm(\%srv, @combos);
     my @rounds;
     for my $pass (1 .. $P{cpu_passes}) {
-        my @order = $pass % 2 ? @CFGS : reverse @CFGS;
+        my @order = $pass % 2 ? @CPU_CFGS : reverse @CPU_CFGS;
         for my $c (@combos) {
             push @rounds, $opt{sequential} ? map { cpu_round(\%srv, $c, $pass, $_) } @order
                                            : cpu_round(\%srv, $c, $pass, @order);
@@ -304,21 +407,27 @@ sub scenario_cpu {
 
 sub sni_of { $_[0]{shape} eq 'good' ? 'rsa.test' : 'delegated.test' }
 
-# Warms mod_ssl's cache (its first handshake fetches) and checks that each
-# server staples (or not) as it should; returns the problems found.
+# Brings every server to stapling (mod_ssl fetches in its first handshake,
+# mod_md's watchdog after the start, each nginx worker after its first
+# handshake) and checks that each server staples (or not) as it should;
+# returns the problems found.
 sub cpu_warm {
     my ($srv, @combos) = @_;
     my @problems;
     for my $c (@combos) {
-        for my $cfg (@CFGS) {
+        for my $cfg (@CPU_CFGS) {
+            my $stapling = $cfg !~ /none$/;
+            warm_until_stapled($srv->{$cfg}, sni => sni_of($c), key => $c->{key}, timeout => 20)
+                if $stapling;
             my $r = BenchKit::client(port => $srv->{$cfg}->port, sni => sni_of($c),
                                      key => $c->{key}, count => 40, threads => 2)->{all};
-            my $want = $cfg eq 'none' ? 0 : $r->{handshakes};
+            my $want = $stapling ? $r->{handshakes} : 0;
             push @problems, "$cfg $c->{shape}/$c->{key}: $r->{stapled} of "
                 . "$r->{handshakes} stapled, $r->{errors} errors, $r->{keymismatch} wrong key"
                 if $r->{stapled} != $want || $r->{errors} || $r->{keymismatch}
                    || $r->{badstaple} || $r->{handshakes} != 40;
-            $c->{staple_bytes} = $r->{staple_bytes} if $r->{staple_bytes};
+            $c->{staple_bytes} = $r->{staple_bytes} if $r->{staple_bytes} && $cfg eq 'ocspstaple';
+            $c->{"staple_bytes/$cfg"} = $r->{staple_bytes};
         }
     }
     return @problems;
@@ -370,34 +479,39 @@ sub cpu_results {
         if grep { !$_->{same_pids} } @$rounds;
     push @$problems, 'handshakes failed during the rounds'
         if grep { $_->{errors} } @$rounds;
-    push @detail, '| Shape, key | staple | no stapling µs/hs | mod_ssl µs/hs | '
-        . 'mod_ocspstaple µs/hs | mod_ssl ratio | mod_ocspstaple ratio |',
-        '|---|---|---|---|---|---|---|';
+    push @detail, '| Shape, key | staple | ' . join(' | ', map { "$CFG_NAME{$_} µs/hs" } @CPU_CFGS)
+        . ' | ' . join(' | ', map { "$CFG_NAME{$_} ratio" } @PEERS) . ' |',
+        '|---|---|' . ('---|' x (@CPU_CFGS + @PEERS));
     my ($kept_all, $all) = (0, 0);
     for my $c (@$combos) {
         my $k = "$c->{shape}/$c->{key}";
         my %by = map { my $cfg = $_; $cfg => { map { $_->{pass} => $_ }
-                     grep { $_->{combo} eq $k && $_->{cfg} eq $cfg } @$rounds } } @CFGS;
+                     grep { $_->{combo} eq $k && $_->{cfg} eq $cfg } @$rounds } } @CPU_CFGS;
         my @passes = undisturbed([ sort { $a <=> $b } keys %{ $by{none} } ],
-                                 sub { my ($p) = @_; map { $by{$_}{$p}{foreign} } @CFGS });
+                                 sub { my ($p) = @_; map { $by{$_}{$p}{foreign} } @CPU_CFGS });
         $kept_all += @passes;
         $all += keys %{ $by{none} };
-        my %ratio = map { my $cfg = $_; $cfg => [ map { $by{$cfg}{$_}{us} / $by{none}{$_}{us} }
-                          @passes ] } qw(modssl ocspstaple);
-        my %med = map { my $cfg = $_; $cfg => median(map { $by{$cfg}{$_}{us} } @passes) } @CFGS;
+        my %ratio = map { my $cfg = $_; my $base = baseline_of($cfg);
+                          $cfg => [ map { $by{$cfg}{$_}{us} / $by{$base}{$_}{us} } @passes ] } @PEERS;
+        my %med = map { my $cfg = $_; $cfg => median(map { $by{$cfg}{$_}{us} } @passes) } @CPU_CFGS;
         my $label = ($c->{shape} eq 'good' ? 'CA-signed staple' : 'delegated signer + cert')
             . ', ' . ($c->{key} eq 'rsa' ? 'RSA-2048' : 'ECDSA P-256');
-        my $m = median(@{ $ratio{ocspstaple} });
         push @rows, { figure => "Server CPU per handshake vs no stapling: $label"
                                . " (staple " . ($c->{staple_bytes} // '?') . ' B)',
-                      ours => ratio_str($ratio{ocspstaple}),
-                      modssl => ratio_str($ratio{modssl}),
+                      cols => { (map { $_ => ratio_str($ratio{$_})
+                                           . ($_ eq 'nginx' ? ' vs nginx without stapling' : '') }
+                                     @PEERS),
+                                none => sprintf('1 (%.0f µs/hs; nginx: %.0f µs/hs)',
+                                                $med{none}, $med{'nginx-none'}) },
                       target => '≤ 1.03',
-                      met => @$problems || !defined $m ? 'no (invalid run)' : yn($m <= 1.03) };
-        push @detail, sprintf('| %s | %s B | %.0f | %.0f | %.0f | %s | %s |', $label,
-            $c->{staple_bytes} // '?', @med{@CFGS}, ratio_str($ratio{modssl}),
-            ratio_str($ratio{ocspstaple}));
+                      met => @$problems ? 'no (invalid run)' : met_max(1.03, @{ $ratio{ocspstaple} }) };
+        push @detail, sprintf('| %s | %s B | %s | %s |', $label, $c->{staple_bytes} // '?',
+            join(' | ', map { sprintf('%.0f', $med{$_} // 0) } @CPU_CFGS),
+            join(' | ', map { ratio_str($ratio{$_}) } @PEERS));
     }
+    push @detail, '', 'Staple sizes in bytes, as each peer sends them: '
+        . join('; ', map { my $cfg = $_; "$CFG_NAME{$cfg} " . join(', ', map {
+              "$_->{shape}/$_->{key} " . ($_->{"staple_bytes/$cfg"} // '?') } @$combos) } @PEERS) . '.';
     push @detail, '', disturbed_note($kept_all, $all, map { $_->{foreign} }
                                      grep { $_->{cfg} eq 'none' } @$rounds),
         '', cpu_crosscheck($rounds), cpu_method();
@@ -449,46 +563,59 @@ sub cpu_crosscheck {
         . '%+.1f %%.', $ns / 1e9, $tick_ns / 1e9, $ns ? 100 * ($tick_ns - $ns) / $ns : 0);
 }
 
-sub cpu_method {
-    my $how = $opt{sequential}
-        ? "every shape and key type gets one round of $P{cpu_secs} s per configuration, "
-          . 'in the order ABC then CBA (A = no stapling)'
-        : "every shape and key type gets one round of $P{cpu_secs} s in which the "
-          . 'client sends its connections to the three servers in turn (ABC, then CBA '
-          . 'in the next pass)';
-    return "\nMethod: $P{cpu_passes} passes; in each, $how; ratio = µs/handshake of the "
-        . 'configuration / µs/handshake of no stapling in the same pass; shown: median '
-        . '(min–max) over the passes. µs/handshake columns: medians. Server CPU: all '
-        . "threads of all processes of the server, from /proc. Client: $THREADS connections, "
-        . 'TLS 1.3, one full handshake per connection, status_request sent. '
-        . 'Raw rounds: bench/out/cpu-rounds.tsv.';
-}
 
+sub cpu_method {
+    my $n = @CPU_CFGS;
+    my $how = $opt{sequential}
+        ? "every shape and key type gets one round of $P{cpu_secs} s per server, "
+          . 'in one order, then the reverse in the next pass'
+        : "every shape and key type gets one round of $P{cpu_secs} s in which the "
+          . "client sends its connections to the $n servers in turn (in one order, then "
+          . 'the reverse in the next pass)';
+    return "\nMethod: $P{cpu_passes} passes; in each, $how; ratio = µs/handshake of the "
+        . 'peer / µs/handshake of its baseline in the same pass (nginx: nginx without '
+        . 'stapling; the Apache peers: Apache with mod_ssl and no stapling); shown: median '
+        . '(min–max) over the passes; "Met?" says yes only when the largest ratio meets the '
+        . 'target, "within noise" when the spread crosses it. µs/handshake columns: medians. '
+        . 'Every peer with its default settings, all warmed first (each of them stapling '
+        . 'every handshake before the rounds). Server CPU: all threads of all processes of '
+        . 'the server, from /proc; the Apache servers run 2 event processes, nginx 2 '
+        . "workers. Client: $THREADS connections, TLS 1.3, one full handshake per connection, "
+        . 'status_request sent. Raw rounds: bench/out/cpu-rounds.tsv.';
+}
 # ============================================================================
 # 2. Latency while a renewal is due and the responder is sick (5 s per answer).
 #
-# Responses live 60 s (--nmin 1). mod_ocspstaple renews 55 s before
-# nextUpdate, i.e. as soon as it may (5 s after a fetch): a renewal is due
-# or running all the time. mod_ssl drops its cached response after
-# SSLStaplingStandardCacheTimeout 5 and fetches again in a handshake.
+# Responses live 60 s (--nmin 1). With their defaults no peer would renew
+# one within a window of seconds (mod_ocspstaple halfway, mod_md with 33 %
+# left, mod_ssl when its cache entry ages out after an hour, nginx 5 minutes
+# before nextUpdate and never sooner than 5 minutes after a fetch), so each
+# peer that has a setting for it gets the one that makes a renewal due 5 s
+# after a fetch, and nothing else changed: mod_ocspstaple
+# `OCSPStaplingRenewWindow 55s`, mod_md `MDStaplingRenewWindow 55s`, mod_ssl
+# `SSLStaplingStandardCacheTimeout 5` (it drops its cached response and
+# fetches again in a handshake). nginx has no such setting: it is started
+# cold instead, so that its fetches (each worker's, on its first handshake)
+# are due when the window begins.
 #
 # Healthy and sick are measured side by side, like the CPU figures: each
-# window starts two fresh servers, each with a responder of its own; both
-# responders are healthy while the servers start (start-up fetches are
-# measured elsewhere), then one of them turns sick. The client sends its
+# window starts two fresh servers of one peer, each with a responder of its
+# own (the leaves sick-a and sick-b name one each in their AIA URL; the
+# roles swap every window); both responders are healthy while the servers
+# start and warm up, then one of them turns sick. The client sends its
 # connections to the two servers in turn, 400 handshakes/s over 16
-# connections, 4 of which never ask for a staple. About 5 s into the window
-# a renewal (mod_ssl: a cache miss) reaches the sick responder and waits
-# 5 s for its answer. mod_ocspstaple gets sick_windows windows, pooled;
-# mod_ssl one, for contrast.
+# connections, 4 of which never ask for a staple. Every peer gets
+# sick_windows windows, the peers taking turns; percentiles are over the
+# pooled handshakes of a peer's windows.
 
 sub scenario_sick {
-    note("sick: latency with a responder taking $SICK_DELAY s, renewals due");
+    note("sick: latency with a responder taking $SICK_DELAY s, renewals due, "
+         . "$P{sick_windows} window(s) per peer");
     my %runs;
     for my $i (1 .. $P{sick_windows}) {
-        push @{ $runs{ocspstaple} }, sick_window('ocspstaple', $i);
+        my @order = $i % 2 ? @PEERS : reverse @PEERS;
+        push @{ $runs{$_} }, sick_window($_, $i) for @order;
     }
-    push @{ $runs{modssl} }, sick_window('modssl', 1);
     return sick_results(\%runs);
 }
 
@@ -497,27 +624,27 @@ sub scenario_sick {
 sub sick_window {
     my ($cfg, $i) = @_;
     my @conds = $i % 2 ? qw(healthy sick) : qw(sick healthy);    # port order
+    my %leaf = $i % 2 ? (healthy => 'sick-a', sick => 'sick-b')
+                      : (healthy => 'sick-b', sick => 'sick-a');
     my (%resp, %srv);
     for my $cond (@conds) {
         my $label = "sick-$cfg-$i-$cond";
         $resp{$cond} = BenchKit::Responder->new(dir => $OUT, name => "responder-$label",
-                           port => BenchKit::free_port(), pki => $PKI);
+                           port => $AIA{ $leaf{$cond} }, pki => $PKI);
         $resp{$cond}->start(nmin => 1);
-        my $url = $resp{$cond}->url('good');
-        $srv{$cond} = BenchKit::Httpd->new(dir => $OUT, label => $label, flavour => $cfg,
-            pki => $PKI, vhosts => [ [ 'ecdsa.test', 'ecdsa' ] ], ssl_cache_timeout => 5,
-            extra => $cfg eq 'ocspstaple'
-                     ? [ 'OCSPStaplingRenewWindow 55s', "OCSPStaplingForceURL $url" ]
-                     : [ "SSLStaplingForceURL $url" ]);
+        $srv{$cond} = server($cfg, $label, vhosts => [ [ 'sick.test', $leaf{$cond} ] ],
+                             ssl_cache_timeout => 5,
+                             extra => [ grep { defined } $SICK_SETTING{$cfg} ]);
         $srv{$cond}->start;
     }
     my $ports = join ',', map { $srv{$_}->port } @conds;
-    BenchKit::client(port => $ports, sni => 'ecdsa.test', key => 'ecdsa', count => 2,
-                     threads => 1);          # mod_ssl's first fetch, while healthy
+    # Stapling before the responder turns sick (nginx: left cold, above).
+    my %warm = map { $_ => $cfg eq 'nginx' ? 1 : warm_until_stapled($srv{$_}, sni => 'sick.test',
+                                                                    timeout => 15) } @conds;
     $resp{sick}->start(nmin => 1, delay => $SICK_DELAY);
     my $raw = "$OUT/sick-$cfg-$i.latencies";
     my $t0 = time;
-    my $c = BenchKit::client(port => $ports, sni => 'ecdsa.test', key => 'ecdsa',
+    my $c = BenchKit::client(port => $ports, sni => 'sick.test', key => 'ecdsa',
                              secs => $P{sick_secs}, threads => 16, rate => $SICK_RATE,
                              nostatus_pct => 25, raw => $raw);
     my $t1 = time;
@@ -537,15 +664,16 @@ sub sick_window {
         my $p = BenchKit::port_result($c, $srv{$cond}->port);
         $w{$cond} = { lat => \@mine, handshakes => $p->{handshakes}, stapled => $p->{stapled},
                       errors => $p->{errors}, asked => scalar(grep { $_->[0] } @mine),
+                      warm => $warm{$cond},
                       requests => scalar $resp{$cond}->times(int($t0) + 1, int($t1) + 1),
                       inflight => $cond eq 'sick' && $cfg eq 'ocspstaple'
                                   ? in_flight($srv{sick}, $t0, \@mine) : [] };
     }
-    note(sprintf('sick: %-10s window %d: p99.9 healthy %s ms, sick %s ms', $cfg, $i,
-                 map { ms(pooled([ $w{$_} ])->{p999}) } qw(healthy sick)));
+    note(sprintf('sick: %-10s window %d: p99.9 healthy %s ms, sick %s ms; stapled %d of %d '
+                 . 'asking (sick)', $cfg, $i, (map { ms(pooled([ $w{$_} ])->{p999}) }
+                 qw(healthy sick)), $w{sick}{stapled} // 0, $w{sick}{asked}));
     return \%w;
 }
-
 # Latencies (ms) of the handshakes that started while a renewal was waiting
 # for the sick responder: the $SICK_DELAY s before each "update ok" line
 # (OCSPSTAPLE0002, time to the microsecond) after the window began at T0.
@@ -583,97 +711,128 @@ sub pooled {
 
 sub sick_results {
     my ($runs) = @_;
-    my (%s, %quiet);
-    for my $cfg (keys %$runs) {
+    my (%s, %quiet, %wratio);
+    for my $cfg (@PEERS) {
         for my $cond (qw(healthy sick)) {
             my @w = map { $_->{$cond} } @{ $runs->{$cfg} };
             my $k = "$cfg/$cond";
             $s{$k} = pooled(\@w);
             $quiet{$k} = pooled(\@w, 0);
             for my $f (qw(errors requests asked stapled)) {
-                $s{$k}{$f} += $_->{$f} for @w;
+                $s{$k}{$f} += $_->{$f} // 0 for @w;
             }
             $s{$k}{windows} = @w;
+            $s{$k}{unwarm} = grep { !$_->{warm} } @w;
         }
+        # Per window: p99.9 sick / p99.9 healthy, for the spread.
+        $wratio{$cfg} = [ map { my $h = pooled([ $_->{healthy} ])->{p999};
+                                $h ? pooled([ $_->{sick} ])->{p999} / $h : () } @{ $runs->{$cfg} } ];
     }
     my $fl = pct_set(map { @{ $_->{sick}{inflight} } } @{ $runs->{ocspstaple} });
-    my ($h, $k) = @s{qw(ocspstaple/healthy ocspstaple/sick)};
-    my ($mh, $mk) = @s{qw(modssl/healthy modssl/sick)};
-    my $ratio = $h->{p999} ? $k->{p999} / $h->{p999} : 0;
     my $lat = sub { my ($x) = @_; join(' / ', map { ms($x->{$_}) } qw(p50 p99 p999 max)) };
+    my %p999 = map { my ($h, $k) = @s{"$_/healthy", "$_/sick"};
+        $_ => sprintf('%s → %s ms (%s)', ms($h->{p999}), ms($k->{p999}),
+                      ratio_str($wratio{$_}) =~ s/^(\S+)/$1x/r) } @PEERS;
+    $p999{nginx} .= '; its first fetches, not a renewal (see below)';
+    my $o = $s{'ocspstaple/sick'};
     my @rows = (
-        { figure => "Handshake p99.9, responder answering in $SICK_DELAY s while renewals are due (healthy → sick)",
-          ours => sprintf('%s → %s ms (%.2fx)', ms($h->{p999}), ms($k->{p999}), $ratio),
-          modssl => sprintf('%s → %s ms', ms($mh->{p999}), ms($mk->{p999})),
-          target => '≤ 1.5x healthy',
-          met => yn($ratio <= 1.5 && !$k->{errors} && $k->{stapled} == $k->{asked}) },
+        { figure => "Handshake p99.9, responder answering in $SICK_DELAY s while renewals are "
+                    . 'due (healthy → sick; ratio per window: median (min–max))',
+          cols => \%p999, target => '≤ 1.5x healthy',
+          met => $o->{errors} || $o->{stapled} != $o->{asked} ? 'no (errors or missing staples)'
+                 : met_max(1.5, @{ $wratio{ocspstaple} }) },
         { figure => 'Handshake p50 / p99 / p99.9 / max with the sick responder (ms)',
-          ours => $lat->($k), modssl => $lat->($mk), target => '—', met => '—' },
+          cols => { map { $_ => $lat->($s{"$_/sick"}) } @PEERS }, target => '—', met => '—' },
+        { figure => 'Handshakes stapled with the sick responder (of those asking for a staple)',
+          cols => { map { my $x = $s{"$_/sick"};
+                          $_ => sprintf('%.1f %% (%d of %d)', $x->{asked} ? 100 * $x->{stapled} / $x->{asked} : 0,
+                                        $x->{stapled}, $x->{asked}) } @PEERS },
+          target => '100 %', met => yn($o->{asked} && $o->{stapled} == $o->{asked}) },
     );
     my @detail = ('| Server, responder | windows | handshakes | staples (of those asking) | errors '
         . '| responder requests | p50 | p99 | p99.9 | max (ms) | without status_request: p99.9 / max |',
         '|---|---|---|---|---|---|---|---|---|---|---|');
-    for my $key (qw(ocspstaple/healthy ocspstaple/sick modssl/healthy modssl/sick)) {
-        my $x = $s{$key} or next;
-        push @detail, sprintf('| %s | %d | %d | %d of %d | %d | %d | %s | %s | %s | %s | %s / %s |',
-            $key =~ s{^ocspstaple}{mod_ocspstaple}r =~ s{^modssl}{mod_ssl}r, $x->{windows},
-            $x->{n}, $x->{stapled}, $x->{asked}, $x->{errors}, $x->{requests},
-            (map { ms($x->{$_}) } qw(p50 p99 p999 max)),
-            ms($quiet{$key}{p999}), ms($quiet{$key}{max}));
+    for my $cfg (@PEERS) {
+        for my $cond (qw(healthy sick)) {
+            my $key = "$cfg/$cond";
+            my $x = $s{$key} or next;
+            push @detail, sprintf('| %s, %s | %d%s | %d | %d of %d | %d | %d | %s | %s | %s | %s | %s / %s |',
+                $CFG_NAME{$cfg}, $cond, $x->{windows},
+                $x->{unwarm} && $cfg ne 'nginx' ? " ($x->{unwarm} not stapling before)" : '',
+                $x->{n}, $x->{stapled}, $x->{asked}, $x->{errors}, $x->{requests},
+                (map { ms($x->{$_}) } qw(p50 p99 p999 max)),
+                ms($quiet{$key}{p999}), ms($quiet{$key}{max}));
+        }
     }
     push @detail, '', sprintf('mod_ocspstaple, only the %d handshakes that started while a '
         . "renewal was waiting for the sick responder (the $SICK_DELAY s before each "
         . 'OCSPSTAPLE0002 line): p50 %s, p99 %s, p99.9 %s, max %s ms.', $fl->{n},
         map { ms($fl->{$_}) } qw(p50 p99 p999 max));
-    push @detail, '', "Method: responses valid 60 s; mod_ocspstaple `OCSPStaplingRenewWindow 55s` "
-        . '(a renewal due 5 s after every fetch), mod_ssl `SSLStaplingStandardCacheTimeout 5`. '
-        . "Per $P{sick_secs} s window two fresh servers side by side, each with a responder of "
-        . 'its own; both responders healthy while the servers start, then one turns sick '
-        . "(answers after $SICK_DELAY s), so that a renewal (mod_ssl: a cache miss) waits for "
-        . "it during about $SICK_DELAY s of the window. The client sends its connections to "
-        . "the two servers in turn: $SICK_RATE handshakes/s in all (ECDSA, TLS 1.3) over 16 "
-        . "connections, 4 of them without status_request. mod_ocspstaple: $P{sick_windows} "
-        . 'windows, percentiles over their pooled handshakes; mod_ssl: one window. Latency: '
-        . 'from connect() to the end of the handshake. "responder requests": answered during '
-        . 'the windows.';
+    push @detail, '', 'Method: responses valid 60 s. Every peer with its default settings, but '
+        . 'for the one that makes a renewal due 5 s after a fetch, which none of them would '
+        . 'do within a window of seconds by default: mod_ocspstaple '
+        . '`OCSPStaplingRenewWindow 55s`, mod_md `MDStaplingRenewWindow 55s`, mod_ssl '
+        . '`SSLStaplingStandardCacheTimeout 5` (its cache entry ages out and the next '
+        . 'handshake fetches). nginx has no such setting (it refreshes 5 minutes before '
+        . 'nextUpdate, never sooner than 5 minutes after a fetch): its servers start cold '
+        . 'instead, so that the fetch each worker makes after its first handshake is due when '
+        . 'the window begins; for nginx the sick figures are those of a first fetch, not of a '
+        . "renewal. Per $P{sick_secs} s window two fresh servers of one peer side by side, "
+        . 'each with a responder of its own (named by its certificate\'s AIA URL, no override); '
+        . 'both responders healthy while the servers start and until they staple (all but '
+        . "nginx), then one turns sick (answers after $SICK_DELAY s), so that a renewal "
+        . "(mod_ssl: a cache miss) waits for it during about $SICK_DELAY s of the window. "
+        . "The client sends its connections to the two servers in turn: $SICK_RATE "
+        . 'handshakes/s in all (ECDSA, TLS 1.3) over 16 connections, 4 of them without '
+        . "status_request. Every peer: $P{sick_windows} window(s), the peers taking turns; "
+        . 'percentiles over the pooled handshakes of a peer\'s windows; the ratio\'s spread is '
+        . 'that of the windows. Latency: from connect() to the end of the handshake. '
+        . '"responder requests": answered during the windows.';
     return { title => 'Latency with a sick responder', rows => \@rows,
              detail => join("\n", @detail) };
 }
-
 # ============================================================================
 # 3. Responder requests per certificate and renewal, 1, 4 and 16 processes.
 #
-# Three prefork servers (1, 4, 16 children, fixed) run at once, each with its
-# own responder (OCSPStaplingForceURL) answering with 60 s responses, and
-# `OCSPStaplingRenewWindow 50s`: a renewal every 5-10 s. Light traffic
-# reaches every server. Over load_secs the responder logs are read: requests
-# for the one certificate, grouped into renewals (requests less than 3 s
-# apart belong to the same renewal; renewals are at least 5 s apart).
+# For every peer, three servers with 1, 4 and 16 fixed processes (Apache:
+# prefork children; nginx: worker_processes), all twelve at once, each with
+# a certificate of its own whose AIA URL names a responder of its own
+# (60 s responses). A renewal every 5-10 s, given the same way to every peer
+# that has a setting for it: mod_ocspstaple `OCSPStaplingRenewWindow 50s`,
+# mod_md `MDStaplingRenewWindow 50s`, mod_ssl
+# `SSLStaplingStandardCacheTimeout 5`; nginx has none (5 minutes at the
+# earliest), so its window shows the fetches its workers make after their
+# first handshakes (each worker fetches for itself). Light traffic reaches
+# every server. Over load_secs the responder logs are read: requests for the
+# one certificate, grouped into renewals (requests less than 3 s apart
+# belong to the same renewal; renewals are at least 5 s apart).
 
 sub scenario_load {
-    note("load: responder requests per renewal, 1/4/16 processes, $P{load_secs} s");
+    note("load: responder requests per renewal, 1/4/16 processes, $P{load_secs} s, "
+         . scalar(@PEERS) . ' peers at once');
     my @n = (1, 4, 16);
     my (%resp, %srv);
-    for my $n (@n) {
-        $resp{$n} = BenchKit::Responder->new(dir => $OUT, name => "responder-load-$n",
-                        port => BenchKit::free_port(), pki => $PKI);
-        $resp{$n}->start(nmin => 1);
-        $srv{$n} = BenchKit::Httpd->new(dir => $OUT, label => "load-$n",
-            flavour => 'ocspstaple', pki => $PKI, mpm => 'prefork',
-            mpm_conf => BenchKit::Httpd::prefork_conf($n),
-            vhosts => [ [ 'ecdsa.test', 'ecdsa' ] ],
-            extra => [ 'OCSPStaplingForceURL ' . $resp{$n}->url('good'),
-                       'OCSPStaplingRenewWindow 50s' ]);
-        $srv{$n}->start;
+    for my $cfg (@PEERS) {
+        for my $n (@n) {
+            my $k = "load-$cfg-$n";
+            $resp{"$cfg/$n"} = BenchKit::Responder->new(dir => $OUT, name => "responder-$k",
+                                   port => $AIA{$k}, pki => $PKI);
+            $resp{"$cfg/$n"}->start(nmin => 1);
+            $srv{"$cfg/$n"} = server($cfg, $k, mpm => 'prefork', workers => $n,
+                mpm_conf => BenchKit::Httpd::prefork_conf($n), ssl_cache_timeout => 5,
+                vhosts => [ [ "$k.test", $k ] ], extra => [ grep { defined } $LOAD_SETTING{$cfg} ]);
+            $srv{"$cfg/$n"}->start;
+        }
     }
     my $t0 = int(time) + 1;
     sleep($t0 - time);
-    my %bg = map { $_ => BenchKit::client_start(port => $srv{$_}->port, sni => 'ecdsa.test',
-                        key => 'ecdsa', secs => $P{load_secs}, threads => 4, rate => 20) } @n;
-    my %traffic = map { $_ => eval { $bg{$_}->result } // {} } @n;
+    my %bg = map { $_ => BenchKit::client_start(port => $srv{$_}->port, sni => 'x.test',
+                        key => 'ecdsa', secs => $P{load_secs}, threads => 4, rate => 20) }
+             keys %srv;
+    my %traffic = map { $_ => eval { $bg{$_}->result } // {} } keys %bg;
     my $t1 = $t0 + $P{load_secs};
     sleep($t1 - time) if $t1 > time;
-    my %procs = map { my @p = $srv{$_}->pids; $_ => @p - 1 } @n;
+    my %procs = map { my @p = $srv{$_}->pids; $_ => @p - 1 } keys %srv;
     $_->stop for values %srv;
     $_->stop for values %resp;
     return load_results(\@n, \%resp, \%traffic, \%procs, $t0, $t1);
@@ -691,50 +850,62 @@ sub renewals {
 
 sub load_results {
     my ($ns, $resp, $traffic, $procs, $t0, $t1) = @_;
-    my (@per, @detail, $ok);
+    my (%per, @detail, $ok);
     $ok = 1;
-    push @detail, '| Processes | requests | renewals | requests per renewal | '
-        . 'handshakes (stapled) |', '|---|---|---|---|---|';
-    for my $n (@$ns) {
-        my @t = $resp->{$n}->times($t0, $t1);
-        my $r = renewals(@t);
-        my $per = $r ? @t / $r : 0;
-        my $a = $traffic->{$n}{all} // {};
-        $ok &&= $r >= 2 && $per == 1 && ($a->{stapled} // -1) == ($a->{handshakes} // 0)
-                && ($procs->{$n} // 0) == $n;
-        push @per, sprintf('%.2f', $per);
-        push @detail, sprintf('| %d (%d seen) | %d | %d | %.2f | %d (%d) |', $n,
-            $procs->{$n} // 0, scalar @t, $r, $per, $a->{handshakes} // 0, $a->{stapled} // 0);
+    push @detail, '| Server | processes (seen) | requests | renewals | requests per renewal | '
+        . 'handshakes (stapled) |', '|---|---|---|---|---|---|';
+    for my $cfg (@PEERS) {
+        for my $n (@$ns) {
+            my $k = "$cfg/$n";
+            my @t = $resp->{$k}->times($t0, $t1);
+            my $r = renewals(@t);
+            my $per = $r ? @t / $r : 0;
+            my $a = $traffic->{$k}{all} // {};
+            $ok &&= $r >= 2 && $per == 1 && ($a->{stapled} // -1) == ($a->{handshakes} // 0)
+                    && ($procs->{$k} // 0) == $n if $cfg eq 'ocspstaple';
+            push @{ $per{$cfg} }, $cfg eq 'nginx' ? scalar(@t) : sprintf('%.2f', $per);
+            push @detail, sprintf('| %s | %d (%d) | %d | %d | %.2f | %d (%d) |', $CFG_NAME{$cfg},
+                $n, $procs->{$k} // 0, scalar @t, $r, $per, $a->{handshakes} // 0,
+                $a->{stapled} // 0);
+        }
     }
-    push @detail, '', "Method: window of " . ($t1 - $t0) . " s; 60 s responses, "
-        . '`OCSPStaplingRenewWindow 50s` (a renewal every 5-10 s); prefork with '
-        . 'StartServers = MinSpareServers = ServerLimit = N; 20 handshakes/s to each '
-        . 'server meanwhile; a renewal = the responder requests less than 3 s apart.';
+    my %cols = map { $_ => join(' / ', @{ $per{$_} }) } @PEERS;
+    $cols{nginx} .= ' requests in the window, no renewal: each worker fetches for itself after '
+        . 'its first handshake; nginx renews 5 minutes before nextUpdate at the earliest';
+    push @detail, '', "Method: window of " . ($t1 - $t0) . " s; 60 s responses; every peer's "
+        . 'servers at once, each with a certificate and a responder of its own (the AIA URL). '
+        . 'A renewal every 5-10 s, the same way for every peer that has a setting for it: '
+        . 'mod_ocspstaple `OCSPStaplingRenewWindow 50s`, mod_md `MDStaplingRenewWindow 50s`, '
+        . 'mod_ssl `SSLStaplingStandardCacheTimeout 5` (a fetch in the first handshake after '
+        . 'the cache entry aged out); nginx has none, and the servers start cold, so its '
+        . 'figure is the requests of the first fetches. Apache: prefork with StartServers = '
+        . 'MinSpareServers = ServerLimit = N; nginx: worker_processes N. 20 handshakes/s to '
+        . 'each server meanwhile (4 connections); a renewal = the responder requests less than '
+        . '3 s apart.';
     return { title => 'Responder load', detail => join("\n", @detail),
              rows => [ { figure => 'Responder requests per certificate per renewal, '
-                             . '1 / 4 / 16 processes',
-                         ours => join(' / ', @per), modssl => '—', target => '1',
-                         met => yn($ok) } ] };
+                             . '1 / 4 / 16 processes (nginx: workers)',
+                         cols => \%cols, target => '1', met => yn($ok) } ] };
 }
-
 # ============================================================================
-# 4. Cold start: the first 100 handshakes after `apache2 -k start`.
+# 4. Cold start: the first 100 handshakes after the server's start.
 #
-# No store, nothing cached: mod_ocspstaple fetches while starting;
-# mod_ssl fetches in the first handshake that asks. The client starts
-# the moment the port accepts (retrying refused connections).
+# No store, nothing cached, every peer with its defaults: mod_ocspstaple
+# fetches while starting; mod_ssl in the first handshake that asks; mod_md's
+# watchdog in the background once a child runs; nginx in the background
+# after each worker's first handshake. The client starts the moment the
+# port accepts (retrying refused connections).
 
 sub scenario_cold {
-    note("cold: first 100 handshakes after apache2 -k start, $P{cold_reps} starts each");
+    note("cold: first 100 handshakes after the start, $P{cold_reps} start(s) per peer");
     my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-cold',
                                         port => $PORT0, pki => $PKI);
     $resp->start;
     my %runs;
     for my $rep (1 .. $P{cold_reps}) {
-        my @order = $rep % 2 ? qw(ocspstaple modssl) : qw(modssl ocspstaple);
+        my @order = $rep % 2 ? @PEERS : reverse @PEERS;
         for my $cfg (@order) {
-            my $h = BenchKit::Httpd->new(dir => $OUT, label => "cold-$rep-$cfg",
-                flavour => $cfg, pki => $PKI, vhosts => [ [ 'rsa.test', 'rsa', 'ecdsa' ] ]);
+            my $h = server($cfg, "cold-$rep-$cfg", vhosts => [ [ 'rsa.test', 'rsa', 'ecdsa' ] ]);
             my $start = $h->start;
             my $c = BenchKit::client(port => $h->port, sni => 'rsa.test', key => 'ecdsa',
                                      count => 100, threads => 4, wait => 10)->{all};
@@ -748,31 +919,34 @@ sub scenario_cold {
 
 sub cold_results {
     my ($runs) = @_;
-    my %share;
-    for my $cfg (qw(ocspstaple modssl)) {
+    my (%share, %min);
+    for my $cfg (@PEERS) {
         my @r = @{ $runs->{$cfg} };
-        my ($lo) = min_max(map { $_->{stapled} / 100 } @r);
+        my ($lo, $hi) = min_max(map { $_->{stapled} / 100 } @r);
         my (undef, $worst) = min_max(map { $_->{max_ms} } @r);
-        $share{$cfg} = sprintf('%.0f %% (worst of %d starts; slowest handshake %s ms)',
-                               100 * $lo, scalar @r, ms($worst));
-        $share{"$cfg.min"} = $lo;
+        $share{$cfg} = sprintf('%.0f %%%s (worst of %d start(s); slowest handshake %s ms)',
+                               100 * $lo, $hi > $lo ? sprintf(', best %.0f %%', 100 * $hi) : '',
+                               scalar @r, ms($worst));
+        $min{$cfg} = $lo;
     }
     my @detail = ('| Server | start | stapled of 100 | errors | p50 | max (ms) | port open after (s) |',
                   '|---|---|---|---|---|---|---|');
-    for my $cfg (qw(ocspstaple modssl)) {
+    for my $cfg (@PEERS) {
         my $i = 0;
         push @detail, map { sprintf('| %s | %d | %d | %d | %s | %s | %.2f |', $CFG_NAME{$cfg},
             ++$i, $_->{stapled}, $_->{errors}, ms($_->{p50_ms}), ms($_->{max_ms}), $_->{start}) }
             @{ $runs->{$cfg} };
     }
-    push @detail, '', 'Method: no store, empty caches; `apache2 -k start`, then 100 '
-        . 'handshakes (4 connections at once, ECDSA, TLS 1.3) from the moment the port accepts.';
+    push @detail, '', 'Method: no store, empty caches, every peer with its defaults; '
+        . '`apache2 -k start` (nginx: `nginx -c`), then 100 handshakes (4 connections at once, '
+        . 'ECDSA, TLS 1.3) from the moment the port accepts. mod_ocspstaple fetches before it '
+        . 'serves; mod_ssl in the first handshake that asks (the others wait for it); mod_md '
+        . 'in its watchdog once a child runs; nginx after the first handshake of each worker, '
+        . 'in the background (that handshake and those until the answer go without).';
     return { title => 'Cold start', detail => join("\n", @detail),
              rows => [ { figure => 'Cold start: share of the first 100 handshakes stapled',
-                         ours => $share{ocspstaple}, modssl => $share{modssl},
-                         target => '100 %', met => yn($share{'ocspstaple.min'} == 1) } ] };
+                         cols => \%share, target => '100 %', met => yn($min{ocspstaple} == 1) } ] };
 }
-
 # ============================================================================
 # 5. Scale: N certificates in N SNI virtual hosts (ECDSA, CA-signed staples).
 #
@@ -959,43 +1133,46 @@ sub scale_results {
 #    while handshakes go on.
 #
 # The scale scenario's virtual hosts (m1..mN.bench), one server per
-# configuration (no stapling, mod_ssl SSLUseStapling with its shmcb cache,
-# mod_ocspstaple with its defaults: the store on), all on one healthy loopback
-# responder. Once a server is stapling (mod_ocspstaple: its status page says
-# so for every certificate; mod_ssl: it staples lazily, so the names the
-# client uses are fetched first, one handshake each), the client runs
+# configuration, every peer with its defaults (mod_ocspstaple: its store on;
+# mod_ssl: SSLUseStapling with its shmcb cache; mod_md: MDStapling with its
+# store; nginx: ssl_stapling) and no stapling (Apache, and nginx for nginx's
+# ratio), all on one healthy loopback responder. Once a server is stapling
+# (mod_ocspstaple: its status page says so for every certificate; the
+# others fetch on demand or in the background, so the names the client uses
+# get handshakes until every one of them is stapled), the client runs
 # handshakes against several of its vhosts (m1..m8, status_request, full
 # handshakes, $RELOAD_RATE/s over $RELOAD_THREADS connections), and after
-# reload_pre seconds the parent gets SIGUSR1 (`apache2 -k graceful`). The
-# client goes on until reload_post seconds after the new generation serves
-# (the parent logged AH00489 "resuming normal operations" again and a child
-# of the new generation is running), then stops (SIGUSR1 to hsclient).
-# Figures over all the handshakes of that window: p50, p99.9, max, rate.
-# A handshake that arrives while no process accepts waits in the listen
-# backlog: its latency is the time the restart kept the server from
-# serving; the paced client does not make up for the handshakes it could
-# not start meanwhile, so handshakes/s shows that time too. The servers get
-# their windows one after the other, so that one server's restart never
-# slows another's; each server runs alone on core 0 during its window.
+# reload_pre seconds the parent gets SIGUSR1 (`apache2 -k graceful`; nginx's
+# master SIGHUP, `nginx -s reload`). The client goes on until reload_post
+# seconds after the new generation serves (Apache: the parent logged
+# AH00489 "resuming normal operations" again and a child of the new
+# generation is running; nginx: a worker of the new generation runs), then
+# stops (SIGUSR1 to hsclient). Figures over all the handshakes of that
+# window: p50, p99.9, max, rate, staples. A handshake that arrives while no
+# process accepts waits in the listen backlog: its latency is the time the
+# restart kept the server from serving; the paced client does not make up
+# for the handshakes it could not start meanwhile, so handshakes/s shows
+# that time too. The servers get their windows one after the other, so that
+# one server's restart never slows another's; each server runs alone on
+# core 0 during its window.
 #
-# The server's MPM has room for a whole new generation beside the old one
-# (ServerLimit 4 for 2 processes): the new children start at once, without
-# waiting for the old ones to leave their slots.
+# The Apache servers' MPM has room for a whole new generation beside the
+# old one (ServerLimit 4 for 2 processes): the new children start at once,
+# without waiting for the old ones to leave their slots.
 
 sub scenario_reload {
     my $n = $P{scale_certs};
     note("reload: a graceful restart of $n SNI virtual hosts under handshakes, "
-         . scalar(@CFGS) . ' configurations');
+         . scalar(@RELOAD_CFGS) . ' servers');
     my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-reload',
                                         port => $PORT0, pki => $PKI);
     $resp->start;
     my %r;
-    for my $cfg (@CFGS) {
+    for my $cfg (@RELOAD_CFGS) {
         # mod_ocspstaple as installed: its store on (the default), which is
         # what a reload serves the responses from.
         my @store = $cfg eq 'ocspstaple' ? ("OCSPStaplingStore $OUT/reload-store") : ();
-        my $h = BenchKit::Httpd->new(dir => $OUT, label => "reload-$n-$cfg", flavour => $cfg,
-            pki => $PKI, vhosts => scale_vhosts($n), extra => \@store,
+        my $h = server($cfg, "reload-$n-$cfg", vhosts => scale_vhosts($n), extra => \@store,
             mpm_conf => [ 'ServerLimit 4', 'StartServers 2', 'ThreadsPerChild 32',
                           'ThreadLimit 32', 'MaxRequestWorkers 64', 'MinSpareThreads 1',
                           'MaxSpareThreads 64' ]);
@@ -1005,9 +1182,10 @@ sub scenario_reload {
         $r{$cfg}{ready_secs} = time - $t0;
         $r{$cfg} = { %{ $r{$cfg} }, %{ reload_window($h, $resp, $cfg) } };
         $h->stop;
-        note(sprintf('reload: %-10s p99.9 %s ms, max %s ms, %.0f handshakes/s, '
-                     . 'serving again %s s after SIGUSR1', $cfg,
+        note(sprintf('reload: %-10s p99.9 %s ms, max %s ms, %.0f handshakes/s, %d of %d '
+                     . 'stapled, serving again %s s after the signal', $cfg,
                      ms($r{$cfg}{p999_ms} // 0), ms($r{$cfg}{max_ms} // 0), $r{$cfg}{rate} // 0,
+                     $r{$cfg}{stapled} // 0, $r{$cfg}{handshakes} // 0,
                      defined $r{$cfg}{back} ? sprintf('%.1f', $r{$cfg}{back}) : 'never'));
     }
     $resp->stop;
@@ -1015,19 +1193,29 @@ sub scenario_reload {
 }
 
 # Before the window, everything stapling: mod_ocspstaple's status page says
-# so for every certificate; mod_ssl fetches in the first handshake of each
-# name, so the client's names get one handshake each first. Returns whether
-# that worked out.
+# so for every certificate; the others fetch on demand (mod_ssl, nginx per
+# worker) or in the background (mod_md), so the client's names get
+# handshakes until every one of a sweep is stapled. Returns whether that
+# worked out.
 sub reload_ready {
     my ($h, $cfg, $n) = @_;
     return wait_all_stapled($h, $n) ? 1 : 0 if $cfg eq 'ocspstaple';
-    return 1 if $cfg eq 'none';
-    my $c = BenchKit::client(port => $h->port, sni => 'm%d.bench', names => $RELOAD_NAMES,
-                             count => 2 * $RELOAD_NAMES, threads => 1, key => 'ecdsa')->{all};
-    return $c->{stapled} == $c->{handshakes} && !$c->{errors} ? 1 : 0;
+    return 1 if $cfg =~ /none$/;
+    return warm_until_stapled($h, names => $RELOAD_NAMES, timeout => $h->start_bound);
 }
 
-# One server's window: handshakes, SIGUSR1 after reload_pre s, on until
+# Whether the generation started by the signal serves: Apache's parent
+# logged AH00489 again (after OFFSET in its log) and runs a new child;
+# nginx runs a new worker. OLD: the PIDs of the old generation.
+sub new_generation {
+    my ($h, $offset, $old) = @_;
+    return scalar grep { !$old->{$_} } $h->workers if $h->isa('BenchKit::Nginx');
+    return 0 unless $h->log_since($offset) =~ /AH00489/;
+    my (undef, @kids) = $h->pids;
+    return scalar grep { !$old->{$_} } @kids;
+}
+
+# One server's window: handshakes, the signal after reload_pre s, on until
 # reload_post s after the new generation serves.
 sub reload_window {
     my ($h, $resp, $cfg) = @_;
@@ -1042,11 +1230,7 @@ sub reload_window {
     sleep($P{reload_pre} - (time - $c->t0)) if time - $c->t0 < $P{reload_pre};
     my $t_sig = time;
     $h->graceful;
-    my $back = BenchKit::wait_until($bound, sub {
-        return 0 unless $h->log_since($offset) =~ /AH00489/;
-        my (undef, @kids) = $h->pids;
-        return scalar grep { !$old{$_} } @kids;
-    }, 0.05);
+    my $back = BenchKit::wait_until($bound, sub { new_generation($h, $offset, \%old) }, 0.05);
     my $t_back = time;
     sleep($P{reload_post}) if $back;
     $c->end;
@@ -1068,42 +1252,49 @@ sub reload_window {
              requests => scalar($resp->times($c->t0, $t_end)),
              requests_reload => scalar($resp->times($t_sig, $t_back)),
              requests_after => scalar($resp->times($t_back, $t_end + 1)),
-             log_errors => scalar(() = $h->log_since($offset) =~ /:(?:error|crit|alert|emerg)\]/g) };
+             log_errors => scalar(() = $h->log_since($offset)
+                                       =~ /(?::|\[)(?:error|crit|alert|emerg)\]/g) };
 }
 
 sub reload_results {
     my ($r, $n) = @_;
-    my ($o, $m, $z) = @$r{qw(ocspstaple modssl none)};
-    my $ratio = sub { my ($k) = @_; $z->{$k} ? ($o->{$k} // 0) / $z->{$k} : 0 };
+    my $ratio = sub { my ($cfg, $k) = @_; my $z = $r->{ baseline_of($cfg) };
+                      ($z->{$k} // 0) > 0 ? ($r->{$cfg}{$k} // 0) / $z->{$k} : 0 };
     my $lat = sub { my ($x) = @_; sprintf('%s / %s ms', ms($x->{p999_ms} // 0), ms($x->{max_ms} // 0)) };
+    my $back = sub { my ($x) = @_; defined $x->{back} ? sprintf('%.1f', $x->{back}) : 'never' };
     # Served again, no errors, and every handshake stapled (none: none).
     my $clean = sub { my ($x, $staples) = @_;
         $x->{ready} && defined $x->{back} && $x->{handshakes} && !$x->{errors}
         && ($x->{stapled} // 0) == ($staples ? $x->{handshakes} : 0) };
-    my ($rp, $rm) = ($ratio->('p999_ms'), $ratio->('max_ms'));
+    my %lat = map { my $cfg = $_;
+        $cfg => sprintf('%s (%.2fx / %.2fx%s); %d of %d stapled', $lat->($r->{$cfg}),
+                        $ratio->($cfg, 'p999_ms'), $ratio->($cfg, 'max_ms'),
+                        $cfg eq 'nginx' ? ' of nginx without stapling' : '',
+                        $r->{$cfg}{stapled} // 0, $r->{$cfg}{handshakes} // 0) } @PEERS;
+    $lat{none} = $lat->($r->{none}) . '; nginx without stapling: ' . $lat->($r->{'nginx-none'});
+    my ($rp, $rm) = ($ratio->('ocspstaple', 'p999_ms'), $ratio->('ocspstaple', 'max_ms'));
     my @rows = (
-        { figure => "Graceful restart, $n SNI vhosts, all stapled, handshakes going on: "
-                    . 'handshake p99.9 / max across it (ratio to no stapling)',
-          ours => sprintf('%s (%.2fx / %.2fx); no stapling: %s', $lat->($o), $rp, $rm, $lat->($z)),
-          modssl => $lat->($m),
+        { figure => "Graceful restart (nginx: reload), $n SNI vhosts, all stapled, handshakes "
+                    . 'going on: handshake p99.9 / max across it (ratio to no stapling), staples',
+          cols => \%lat,
           target => 'p99.9 across a graceful restart within 2x of no stapling; '
                     . 'no handshake waits on a responder',
-          met => yn($rp && $rp <= 2 && $rm <= 2 && $clean->($o, 1) && $clean->($z, 0)) },
+          met => yn($rp && $rp <= 2 && $rm <= 2 && $clean->($r->{ocspstaple}, 1)
+                    && $clean->($r->{none}, 0)) },
         { figure => "Graceful restart, $n SNI vhosts: handshakes/s across it "
-                    . '(serving again after SIGUSR1)',
-          ours => sprintf('%.0f/s (%s s); no stapling: %.0f/s (%s s)',
-                          map { ($_->{rate} // 0, defined $_->{back} ? sprintf('%.1f', $_->{back})
-                                                                     : 'never') } $o, $z),
-          modssl => sprintf('%.0f/s (%s s)', $m->{rate} // 0,
-                            defined $m->{back} ? sprintf('%.1f', $m->{back}) : 'never'),
+                    . '(serving again after the signal)',
+          cols => { map { $_ => sprintf('%.0f/s (%s s)', $r->{$_}{rate} // 0, $back->($r->{$_})) }
+                    @PEERS, 'none' },
           target => '—', met => '—' },
     );
-    my @detail = ('| Server | ready before (s) | window (s) | serving again after SIGUSR1 (s) '
+    $rows[1]{cols}{none} .= sprintf('; nginx without stapling: %.0f/s (%s s)',
+                                    $r->{'nginx-none'}{rate} // 0, $back->($r->{'nginx-none'}));
+    my @detail = ('| Server | ready before (s) | window (s) | serving again after the signal (s) '
         . '| longest time without a handshake done (s) | handshakes | stapled | errors '
-        . '| handshakes/s | p50 | p99.9 | max (ms) | started after SIGUSR1: n, p50 / max (ms) '
+        . '| handshakes/s | p50 | p99.9 | max (ms) | started after the signal: n, p50 / max (ms) '
         . '| responder requests: during the restart / after it |',
         '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-    for my $cfg (@CFGS) {
+    for my $cfg (@RELOAD_CFGS) {
         my $x = $r->{$cfg};
         push @detail, sprintf('| %s | %.1f%s | %.1f | %s | %.2f | %d | %d | %d | %.0f | %s | %s | %s '
             . '| %d, %s / %s | %d / %d |', $CFG_NAME{$cfg}, $x->{ready_secs},
@@ -1114,62 +1305,82 @@ sub reload_results {
             $x->{after}{n}, ms($x->{after}{p50}), ms($x->{after}{max}),
             $x->{requests_reload} // 0, $x->{requests_after} // 0);
     }
-    my @logerr = grep { $r->{$_}{log_errors} } @CFGS;
+    my @logerr = grep { $r->{$_}{log_errors} } @RELOAD_CFGS;
     push @detail, '', 'Error log lines at level error or worse during the window: '
         . join(', ', map { "$CFG_NAME{$_} $r->{$_}{log_errors}" } @logerr) . '.' if @logerr;
     push @detail, '', "Method: the scale scenario's $n virtual hosts (m1..m$n.bench, ECDSA "
         . 'certificates, CA-signed responses from one healthy loopback responder), one server '
-        . 'per configuration, each measured alone: mod_ocspstaple with its defaults (the store on), '
-        . 'mod_ssl `SSLUseStapling on` with `SSLStaplingCache shmcb`, no stapling. Once a '
-        . "server staples (mod_ocspstaple: every one of the $n certificates, from its status "
-        . "page; mod_ssl: the client's names, one handshake each, as it fetches on demand) "
-        . "the client runs full handshakes (ECDSA, TLS 1.3, status_request, no resumption) to "
-        . "m1..m$RELOAD_NAMES.bench, $RELOAD_RATE/s over $RELOAD_THREADS connections; "
-        . "$P{reload_pre} s later the parent gets SIGUSR1 (`apache2 -k graceful`); the window "
-        . "ends $P{reload_post} s after the new generation serves (the parent logged "
-        . 'AH00489 again and a new child runs). Percentiles and max: every handshake of the '
-        . 'window, from connect() to the end of the handshake; a connection made while no '
-        . 'process accepts waits in the listen backlog, so the time the restart kept the '
-        . 'server from serving is in its latency. The client is paced and does not make up '
-        . 'for handshakes it could not start, so handshakes/s (over the whole window) shows '
-        . 'that time too. "Met" asks for p99.9 and max both within 2x of no stapling, no '
-        . 'errors and every handshake stapled: a handshake held up by a responder during '
-        . 'or after the restart shows in the max. Responder requests: during the restart '
-        . '(SIGUSR1 until the new generation serves) and after it (until the window ends).';
+        . 'per configuration, each measured alone, every peer with its defaults: '
+        . 'mod_ocspstaple (the store on), mod_ssl `SSLUseStapling on` with `SSLStaplingCache '
+        . 'shmcb`, mod_md `MDStapling on` (its store on), nginx `ssl_stapling on` (2 workers), '
+        . 'and no stapling (Apache, and nginx for nginx\'s ratio). Once a server staples '
+        . "(mod_ocspstaple: every one of the $n certificates, from its status page; the others: "
+        . "the client's names, handshakes until all of them are stapled, as they fetch on "
+        . 'demand or in the background) the client runs full handshakes (ECDSA, TLS 1.3, '
+        . "status_request, no resumption) to m1..m$RELOAD_NAMES.bench, $RELOAD_RATE/s over "
+        . "$RELOAD_THREADS connections; $P{reload_pre} s later the parent gets SIGUSR1 "
+        . '(`apache2 -k graceful`; nginx: SIGHUP, `nginx -s reload`); the window ends '
+        . "$P{reload_post} s after the new generation serves (Apache: the parent logged "
+        . 'AH00489 again and a new child runs; nginx: a new worker runs). Percentiles and max: '
+        . 'every handshake of the window, from connect() to the end of the handshake; a '
+        . 'connection made while no process accepts waits in the listen backlog, so the time '
+        . 'the restart kept the server from serving is in its latency. The client is paced '
+        . 'and does not make up for handshakes it could not start, so handshakes/s (over the '
+        . 'whole window) shows that time too. "Met" asks for p99.9 and max both within 2x of '
+        . 'no stapling, no errors and every handshake stapled: a handshake held up by a '
+        . 'responder during or after the restart shows in the max. Responder requests: during '
+        . 'the restart (the signal until the new generation serves) and after it (until the '
+        . 'window ends).';
     return { title => "Graceful restart: $n certificates", rows => \@rows,
              detail => join("\n", @detail) };
 }
-
 # ============================================================================
 # Report
 
+# One column per peer, then no stapling, the target and whether it is met.
+# A row gives its columns in cols => { CFG => text } (a peer a figure does
+# not apply to says why in its cell); rows in the older form, ours =>
+# mod_ocspstaple's and modssl => the contrast column's text, still fit.
 sub summary_table {
     my (@rows) = @_;
-    my @t = ('| Figure | mod_ocspstaple | mod_ssl SSLUseStapling (contrast) | Target | Met? |',
-             '|---|---|---|---|---|');
-    push @t, map { "| $_->{figure} | $_->{ours} | $_->{modssl} | $_->{target} | $_->{met} |" } @rows;
+    my @t = ('| Figure | ' . join(' | ', map { $CFG_NAME{$_} } @SUMMARY_COLS) . ' | Target | Met? |',
+             '|---|' . ('---|' x (@SUMMARY_COLS + 2)));
+    for my $r (@rows) {
+        my %c = $r->{cols} ? %{ $r->{cols} }
+                           : (ocspstaple => $r->{ours}, modssl => $r->{modssl});
+        push @t, join(' | ', "| $r->{figure}", (map { $c{$_} // '—' } @SUMMARY_COLS),
+                      $r->{target}, "$r->{met} |");
+    }
     return join("\n", @t) . "\n";
 }
 
 sub results_md {
-    my ($table, $duration, @sections) = @_;
+    my ($table, $duration, $durations, $dirty, @sections) = @_;
     my @args = (($opt{quick} ? '--quick' : ()), ($FULL ? () : "--only $opt{only}"));
     my $cmd = !$ENV{MAKELEVEL} ? join(' ', 'bench/bench.pl', @args)
             : @args ? "make bench BENCH_ARGS='@args'" : 'make bench';
     my $load1 = (split ' ', BenchKit::slurp('/proc/loadavg'))[0];
-    my $md = "# mod_ocspstaple benchmark results\n\n"
-        . "Generated by `$cmd` (bench/bench.pl); do not edit by hand.\n\n"
+    my $nginx = `$BenchKit::Nginx::NGINX -v 2>&1` =~ s/\s+\z//r;      # nginx -v writes to stderr
+    my $md = "# mod_ocspstaple benchmark results\n\n";
+    $md .= "**DIRTY TREE: these figures come from uncommitted changes (" . join(', ', @$dirty)
+        . "); they are not the published ones.**\n\n" if @$dirty;
+    $md .= "Generated by `$cmd` (bench/bench.pl); do not edit by hand.\n\n"
         . "| | |\n|---|---|\n"
         . "| Date | $machine{date} |\n"
         . "| Command | `$cmd` (run time " . sprintf('%.0f s', $duration) . ") |\n"
+        . "| Scenarios | " . join(', ', map { sprintf('%s %.0f s', @$_) } @$durations) . " |\n"
         . "| Machine | $machine{nproc} × $machine{cpu}, $machine{mem} RAM, $machine{kernel} |\n"
         . "| Load average (1 min) | $machine{load0} at the start, $load1 at the end |\n"
         . "| Pinning | " . ($BenchKit::PIN ? 'servers on core 0, client on core 1 (taskset)'
                                               : 'none (fewer than 2 cores)') . " |\n"
         . "| Apache | $machine{apache} |\n"
+        . "| nginx | $nginx |\n"
         . "| OpenSSL | $machine{openssl} |\n"
-        . "| mod_ocspstaple | git $machine{commit} |\n\n"
-        . "## Summary\n\n$table\n";
+        . "| mod_ocspstaple | git $machine{commit}" . (@$dirty ? ' (**dirty**)' : '') . " |\n\n"
+        . "## Summary\n\n$table\n"
+        . "Each peer with its defaults unless a section's Method says otherwise. \"Met?\" is "
+        . "mod_ocspstaple's; it says \"within noise\" when the spread of the paired rounds "
+        . "(or windows) crosses the target.\n\n";
     $md .= "## $_->{title}\n\n$_->{detail}\n\n" for @sections;
     return $md;
 }

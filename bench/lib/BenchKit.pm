@@ -641,4 +641,192 @@ sub stop {
     return 1;
 }
 
+# ============================================================================
+package BenchKit::Nginx;
+# A private nginx made from bench/conf/nginx.conf.in, with the interface of
+# BenchKit::Httpd that the scenarios use (start, stop, port, pids, cpu,
+# memory, log_lines, log_since, graceful, start_bound, errorlog, label).
+# flavour: nginx (ssl_stapling on, ssl_stapling_verify on) or nginx-none.
+# workers: worker_processes (default 2, as many as the Apache servers'
+# processes). vhosts: as for BenchKit::Httpd. extra: lines in http {}.
+#
+# nginx rewrites its command line: the master's reads "nginx: master
+# process /usr/sbin/nginx -p DIR/ -c DIR/nginx.conf ...", which names our
+# configuration; its workers' read "nginx: worker process" (and "... is
+# shutting down" while a reload retires them): ours are the master's
+# children. Stopped by PID like the Apache servers: TERM to the master,
+# bounded wait, KILL to whatever of ours is left.
+use File::Path qw(make_path);
+use Time::HiRes qw(time sleep);
+
+our $NGINX = $ENV{BENCH_NGINX} // '/usr/sbin/nginx';
+
+sub new {
+    my ($class, %a) = @_;
+    my $self = bless { workers => 2, extra => [], flavour => 'nginx', %a }, $class;
+    $self->{port} //= BenchKit::free_port();
+    $self->{dir} = "$a{dir}/$a{label}";
+    return $self;
+}
+
+sub port     { $_[0]{port} }
+sub dir      { $_[0]{dir} }
+sub label    { $_[0]{label} }
+sub conf     { "$_[0]{dir}/nginx.conf" }
+sub errorlog { "$_[0]{dir}/error.log" }
+
+sub _vhost {
+    my ($self, $v) = @_;
+    my ($names, @leaves) = @$v;
+    my $pki = $self->{pki};
+    my $certs = join "\n", map {
+        "        ssl_certificate \"$pki/$_.crt\";\n"
+      . "        ssl_certificate_key \"$pki/$_.key\";" } @leaves;
+    return BenchKit::fill('nginx-vhost.conf.in', { PORT => $self->{port},
+        NAMES => join(' ', split /\|/, $names), CERTS => $certs });
+}
+
+sub write_config {
+    my ($self) = @_;
+    make_path(map { "$self->{dir}/tmp/$_" } qw(body proxy fastcgi uwsgi scgi));
+    # The responses' signers chain to the PKI's root (ssl_stapling_verify).
+    BenchKit::spit("$self->{dir}/trusted.pem", join '', map { BenchKit::slurp("$self->{pki}/$_") }
+                   qw(root.crt intermediate.crt));
+    my %v = (LABEL => $self->{label}, FLAVOUR_NAME => $self->{flavour},
+             DIR => $self->{dir}, PORT => $self->{port}, WORKERS => $self->{workers},
+             # As root, workers run as www-data, like the Apache servers' children.
+             USER => $> == 0 ? 'user www-data www-data;' : '',
+             EXTRA => join("\n", map { "    $_" } @{ $self->{extra} }));
+    my $flavour = $self->{flavour} eq 'nginx' ? 'nginx-stapling' : $self->{flavour};
+    $v{FLAVOUR} = BenchKit::fill("$flavour.conf.in", \%v);
+    $v{VHOSTS} = join "\n", map { $self->_vhost($_) } @{ $self->{vhosts} };
+    BenchKit::spit($self->conf, BenchKit::fill('nginx.conf.in', \%v));
+}
+
+# nginx loads every certificate before it serves and fetches nothing at
+# start: the same bound as an Apache server's.
+sub start_bound { BenchKit::Httpd::start_bound(@_) }
+
+sub log_since  { BenchKit::Httpd::log_since(@_) }
+sub log_lines  { BenchKit::Httpd::log_lines(@_) }
+
+# start(timeout => SECONDS): `nginx -p DIR/ -c DIR/nginx.conf` on core 0
+# (the master and its workers inherit the pinning); returns the seconds
+# until the port accepts connections, once the master has written its pid
+# file and its workers run. Dies on failure, after stopping what started.
+sub start {
+    my ($self, %o) = @_;
+    $self->write_config;
+    unlink "$self->{dir}/nginx.pid";
+    my $bound = $o{timeout} // $self->start_bound;
+    my $t0 = time;
+    BenchKit::track($self);
+    my $rc = BenchKit::run_logged("$self->{dir}/start.out", 'timeout', int($bound) + 1,
+        BenchKit::pin(0), $NGINX, '-p', "$self->{dir}/", '-c', $self->conf,
+        '-e', $self->errorlog);
+    my $up = !$rc && BenchKit::wait_until($t0 + $bound - time,
+                                          sub { BenchKit::port_open($self->{port}) }, 0.01);
+    my $secs = time - $t0;
+    $up &&= BenchKit::wait_until($t0 + $bound - time, sub {
+        $self->{pid} = $1 if BenchKit::slurp("$self->{dir}/nginx.pid") =~ /^(\d+)/;
+        my @p = $self->pids;
+        return @p > $self->{workers};
+    }, 0.05);
+    if (!$up) {
+        $self->stop;
+        die "bench: $self->{label} did not start: "
+            . BenchKit::slurp("$self->{dir}/start.out")
+            . join("\n", grep { defined } (split /\n/, BenchKit::slurp($self->errorlog))[-10 .. -1])
+            . "\n";
+    }
+    return $secs;
+}
+
+# A reload: SIGHUP to the master (what `nginx -s reload` sends): new workers
+# with the configuration read again, the old ones finish their connections.
+sub graceful {
+    my ($self) = @_;
+    die "bench: $self->{label}: not running\n" unless $self->alive;
+    kill 'HUP', $self->{pid} or die "bench: $self->{label}: kill HUP: $!\n";
+    return 1;
+}
+
+sub _cmdline { join ' ', split /\0/, BenchKit::slurp("/proc/$_[0]/cmdline") }
+
+# Whether PID is the master of this configuration, or the `nginx` we ran
+# before it went to the background.
+sub _ours {
+    my ($self, $pid) = @_;
+    return 0 unless $pid;
+    my $cmd = _cmdline($pid);
+    return $cmd =~ /^(?:nginx: master process )?\Q$NGINX\E / && index($cmd, $self->conf) >= 0;
+}
+
+sub alive { $_[0]->_ours($_[0]{pid}) }
+
+# The master and its workers (also those shutting down after a reload).
+sub pids {
+    my ($self) = @_;
+    return () unless $self->alive;
+    return ($self->{pid}, grep { _cmdline($_) =~ /^nginx: / }
+                          BenchKit::children_of($self->{pid}));
+}
+
+# The workers running the current configuration.
+sub workers {
+    my ($self) = @_;
+    my (undef, @w) = $self->pids;
+    return grep { _cmdline($_) =~ /^nginx: worker process\s*\z/ } @w;
+}
+
+sub cpu    { BenchKit::cpu_of($_[0]->pids) }
+sub memory { BenchKit::memory_of($_[0]->pids) }
+
+# Every master of this configuration found in /proc, with its children.
+sub scan {
+    my ($self) = @_;
+    opendir my $d, '/proc' or return ();
+    my @masters = grep { /^\d+\z/ && $self->_ours($_) } readdir $d;
+    my @pids = map { ($_, grep { _cmdline($_) =~ /^nginx: / } BenchKit::children_of($_)) } @masters;
+    return sort { $a <=> $b } @pids;
+}
+
+sub running { my @p = $_[0]->scan; return scalar @p }
+
+sub signal_stop {
+    my ($self) = @_;
+    my @pids = $self->scan;
+    kill 'TERM', grep { $self->_ours($_) } @pids if @pids;
+    return 1;
+}
+
+# SIGTERM to the master (a fast shutdown: it stops its workers), bounded
+# wait, then KILL whatever of ours is left, workers included, by PID.
+sub stop {
+    my ($self) = @_;
+    BenchKit::untrack($self);
+    delete $self->{pid};
+    my @pids = $self->scan or return 1;
+    kill 'TERM', grep { $self->_ours($_) } @pids;
+    my $gone = BenchKit::wait_until(15, sub { !grep { kill 0, $_ } @pids });
+    if (!$gone) {
+        print STDERR "bench: $self->{label} did not stop in 15 s: KILL\n";
+        kill 'KILL', grep { kill 0, $_ } @pids;
+        BenchKit::wait_until(5, sub { !grep { kill 0, $_ } @pids });
+    }
+    return 1;
+}
+
+# ============================================================================
+package BenchKit;
+
+# server(flavour => F, ...): a BenchKit::Nginx for the nginx flavours, a
+# BenchKit::Httpd for the others (none, modssl, md, ocspstaple); the same
+# arguments (Apache-only ones, like mpm and extra lines, are the caller's
+# business).
+sub server {
+    my (%a) = @_;
+    return $a{flavour} =~ /^nginx/ ? BenchKit::Nginx->new(%a) : BenchKit::Httpd->new(%a);
+}
+
 1;
