@@ -41,6 +41,7 @@ use strict;
 use warnings FATAL => 'all';
 
 use Exporter ();
+use Fcntl ();
 use Cwd qw(abs_path);
 use Digest::SHA ();
 use File::Basename qw(basename dirname);
@@ -132,6 +133,25 @@ sub deadline {
         exit 124;
     };
     alarm $secs;
+}
+
+# machine_lock(): for production-mode tests that change or check the
+# machine's own state (the package test installs one, whose postinst makes
+# /var/cache/apache2/ocspstaple; the production test checks that its
+# namespaced server never touches that path): an exclusive lock on a file in
+# /run/lock, so such tests never overlap, in one run or in two checkouts.
+# Held until the returned handle goes or the test exits; waits at most
+# SECONDS (default 600), then dies.
+sub machine_lock {
+    my ($secs) = @_;
+    my $file = '/run/lock/ocspstaple-test-machine.lock';
+    open(my $fh, '>>', $file) or die "$file: $!";
+    my $until = time + ($secs // 600);
+    until (flock($fh, Fcntl::LOCK_EX() | Fcntl::LOCK_NB())) {
+        die "$file: still held by another test after " . ($secs // 600) . " s\n" if time > $until;
+        sleep 0.5;
+    }
+    return $fh;
 }
 
 # ---- small helpers --------------------------------------------------------

@@ -41,7 +41,7 @@ my @pw = getpwnam($USER)
 my ($UID, $GID) = @pw[2, 3];
 
 plan tests => 38;
-OCSPServer::deadline(200);
+OCSPServer::deadline(300);      # may first wait for t/root/30-package.t (machine_lock)
 umask 027;
 
 my $SLOW = $ENV{OCSP_SANITIZE} ? 2 : 1;
@@ -61,6 +61,7 @@ sub root_dir {                  # a directory of ours the server user may traver
 sub complaints { $_[0]->log_lines(qr/\[ocspstaple:(?:warn|error|crit|alert|emerg)\]/, $_[1]) }
 
 my ($w, $pki, $resp) = setup();
+my $machine = OCSPServer::machine_lock();    # no package install meanwhile
 $resp->start;                   # responses valid for a day (A, C); B restarts it
 my $rsa_id = $pki->cert_id('rsa');
 

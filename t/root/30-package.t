@@ -97,6 +97,7 @@ ok(-f $deb, "the package: build/deb/${PKG}_${version}_$arch.deb")
 
 # ---- install -------------------------------------------------------------------
 my ($w, $pki, $resp) = setup();
+our $MACHINE = OCSPServer::machine_lock();   # until the END's purge is done
 $we_installed = 1;              # from here on, END purges
 my $out = OCSPTest::run_capture('dpkg', '-i', $deb);
 is($?, 0, 'dpkg -i installs it') or diag($out);
