@@ -225,14 +225,20 @@ $(BENCH_RESPONDER): bench/fastocsp.c Makefile
 	$(CC) $(WARN) -O2 $(EXTRA_CFLAGS) -o $@ bench/fastocsp.c \
 	    $(EXTRA_LDFLAGS) -lssl -lcrypto
 
+# Leaves for the scale scenario (bench/mkleaves.c): 10,000 in seconds.
+BENCH_LEAVES = bench/mkleaves
+$(BENCH_LEAVES): bench/mkleaves.c Makefile
+	$(CC) $(WARN) -O2 $(EXTRA_CFLAGS) -o $@ bench/mkleaves.c \
+	    $(EXTRA_LDFLAGS) -lssl -lcrypto
+
 # BENCH_ARGS=--quick for a short run while working on the bench itself.
 bench: deps
-	$(MAKE) all $(BENCH_CLIENT) $(BENCH_RESPONDER)
+	$(MAKE) all $(BENCH_CLIENT) $(BENCH_RESPONDER) $(BENCH_LEAVES)
 	./bench/bench.pl $(BENCH_ARGS)
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) $(UNIT_BIN4) t/unit/*.o
-	rm -rf build $(REPLAY_BINS) bench/hsclient bench/fastocsp bench/out
+	rm -rf build $(REPLAY_BINS) bench/hsclient bench/fastocsp bench/mkleaves bench/out
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
 	    t/conf/modules.conf
