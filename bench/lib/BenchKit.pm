@@ -237,7 +237,8 @@ sub memory_of {
 
 # client(port => P (or 'P1,P2,...': connections to each in turn), sni => NAME, names => N, secs => S | count => N,
 #        threads => T, rate => R, key => rsa|ecdsa, tls => '1.3',
-#        nostatus_pct => X, wait => S, timeout => S, raw => FILE): runs bench/hsclient on core 1 and
+#        nostatus_pct => X, wait => S, timeout => S, raw => FILE,
+#        cafile => FILE: staples verified against these issuers): runs bench/hsclient on core 1 and
 # returns { all => {...}, status => {...}, nostatus => {...} } with the keys
 # of its output lines (handshakes, stapled, errors, p50_ms, ...).
 sub client { return client_start(@_)->result }
@@ -260,6 +261,7 @@ sub client_start {
     push @cmd, '-w', $o{wait}           if $o{wait};
     push @cmd, '-o', $o{raw}            if $o{raw};
     push @cmd, '-T', $o{timeout}        if $o{timeout};
+    push @cmd, '-C', $o{cafile}         if $o{cafile};
     # A bound on the whole run, whatever happens to the server.
     my $limit = int(($o{secs} // 0) + ($o{wait} // 0) + ($o{timeout} // 0) + 60);
     my $pid = open my $fh, '-|', 'timeout', '-k', 5, $limit, pin(1), @cmd
