@@ -1024,7 +1024,8 @@ sub scale_detail {
     return sprintf("### %d certificates\n\n", $n)
         . sprintf('Cold start: %s (start-up summary: "%s")%s. After all were stapled: %d '
         . 'handshakes, one to each vhost, %d stapled, %d errors, %d staples that failed '
-        . 'verification. Warm start: start-up summary "%s". Memory, Pss: %s with mod_ocspstaple; '
+        . 'verification. Warm start: start-up summary "%s". Memory (both N-certificate servers '
+        . 'after one handshake to each vhost), Pss: %s with mod_ocspstaple; '
         . '%s without stapling; shared mappings %s and %s. CPU: %d rounds of %s s, in each '
         . 'the client sending its connections to four servers in turn (mod_ocspstaple and no '
         . 'stapling, 1 and %d certificates; the 1-certificate servers answer every name with '

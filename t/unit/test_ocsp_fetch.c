@@ -736,6 +736,15 @@ static void test_shared_issuers(void)
               "the leaf's names and URLs outlive the leaf itself",
               "subject %s", ocsp_cert_subject(ecdsa));
     }
+    /* A third time: the issuer's text is known, it is not parsed again. */
+    rsa = NULL;
+    pem = leaf_pem("rsa", 1, p);
+    rv1 = ocsp_cert_parse_shared(&rsa, pem, strlen(pem), issuers, &err, p);
+    rv1 = rv1 == APR_SUCCESS ? verify(&v, rsa, "good", apr_time_now(), &err, p)
+                             : rv1;
+    check(rv1 == APR_SUCCESS && v.cert_status == OCSP_CERT_GOOD,
+          "issuer known by its text: good.der still verifies", "%s",
+          res(rv1, err, p));
     apr_pool_destroy(p);
 }
 
