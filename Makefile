@@ -242,6 +242,20 @@ $(BENCH_CLIENT): bench/hsclient.c Makefile
 	$(CC) $(WARN) -O2 -pthread $(EXTRA_CFLAGS) -o $@ bench/hsclient.c \
 	    $(EXTRA_LDFLAGS) -lssl -lcrypto
 
+# The benchmark's loopback OCSP responder (bench/fastocsp.c): responses
+# signed once and served from memory, so that 10,000 certificates measure
+# the server, not the responder.
+BENCH_RESPONDER = bench/fastocsp
+$(BENCH_RESPONDER): bench/fastocsp.c Makefile
+	$(CC) $(WARN) -O2 $(EXTRA_CFLAGS) -o $@ bench/fastocsp.c \
+	    $(EXTRA_LDFLAGS) -lssl -lcrypto
+
+# Leaves for the scale scenario (bench/mkleaves.c): 10,000 in seconds.
+BENCH_LEAVES = bench/mkleaves
+$(BENCH_LEAVES): bench/mkleaves.c Makefile
+	$(CC) $(WARN) -O2 $(EXTRA_CFLAGS) -o $@ bench/mkleaves.c \
+	    $(EXTRA_LDFLAGS) -lssl -lcrypto
+
 # The peers the bench compares with, beside mod_ssl: nginx (Debian's
 # `nginx`: in bookworm nginx-light only adds the echo module to it) and
 # mod_md, which ships with apache2. BENCH_ARGS=--quick (or QUICK=1) for a
@@ -255,12 +269,12 @@ bench-deps:
 	@./scripts/deps.sh $(BENCH_PEERS)
 
 bench: bench-deps
-	$(MAKE) all $(BENCH_CLIENT)
+	$(MAKE) all $(BENCH_CLIENT) $(BENCH_RESPONDER) $(BENCH_LEAVES)
 	./bench/bench.pl $(BENCH_ARGS)
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o build.log $(UNIT_BIN) $(UNIT_BIN2) $(UNIT_BIN3) $(UNIT_BIN4) t/unit/*.o
-	rm -rf build $(REPLAY_BINS) bench/hsclient bench/out
+	rm -rf build $(REPLAY_BINS) bench/hsclient bench/fastocsp bench/mkleaves bench/out
 	rm -rf t/pki t/logs t/conf/httpd.conf t/conf/extra.conf t/conf/apache_test_config.pm \
 	    t/conf/modperl_inc.pl t/conf/modperl_startup.pl t/htdocs/index.html t/TEST \
 	    t/conf/modules.conf

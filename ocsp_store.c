@@ -226,9 +226,11 @@ static apr_status_t sync_dir(const char *dir)
     return rv;
 }
 
-apr_status_t ocsp_store_write(const char *dir, const unsigned char *id,
-                              apr_size_t id_len, const unsigned char *der,
-                              apr_size_t len, apr_pool_t *p)
+/* The write itself; with sync, the file is synced before the rename and
+ * the directory after it. */
+static apr_status_t store_write(const char *dir, const unsigned char *id,
+                                apr_size_t id_len, const unsigned char *der,
+                                apr_size_t len, int sync, apr_pool_t *p)
 {
     const char *path = ocsp_store_path(dir, id, id_len, p);
     char *tmp = apr_pstrcat(p, path, ".XXXXXX", NULL);
@@ -247,7 +249,7 @@ apr_status_t ocsp_store_write(const char *dir, const unsigned char *id,
     if ((rv = write_all(fd, der, len)) != APR_SUCCESS) {
         goto cleanup;
     }
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         rv = os_error();
         goto cleanup;
     }
@@ -264,7 +266,7 @@ apr_status_t ocsp_store_write(const char *dir, const unsigned char *id,
         goto cleanup;
     }
     tmp_exists = 0;
-    rv = sync_dir(dir);
+    rv = sync ? sync_dir(dir) : APR_SUCCESS;
 
 cleanup:
     if (fd >= 0) {
@@ -273,6 +275,46 @@ cleanup:
     if (tmp_exists) {
         unlink(tmp);
     }
+    return rv;
+}
+
+apr_status_t ocsp_store_write(const char *dir, const unsigned char *id,
+                              apr_size_t id_len, const unsigned char *der,
+                              apr_size_t len, apr_pool_t *p)
+{
+    return store_write(dir, id, id_len, der, len, 1, p);
+}
+
+apr_status_t ocsp_store_write_unsynced(const char *dir,
+                                       const unsigned char *id,
+                                       apr_size_t id_len,
+                                       const unsigned char *der,
+                                       apr_size_t len, apr_pool_t *p)
+{
+    return store_write(dir, id, id_len, der, len, 0, p);
+}
+
+/* One syncfs (Linux: every file of the file system the directory is on)
+ * instead of two fsyncs per file: 10,000 files took 20-50 s of fsyncs. */
+apr_status_t ocsp_store_sync(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    apr_status_t rv = APR_SUCCESS;
+
+    if (fd < 0) {
+        return os_error();
+    }
+#ifdef __linux__
+    if (syncfs(fd) != 0) {
+        rv = os_error();
+    }
+#else
+    sync();
+#endif
+    if (rv == APR_SUCCESS && fsync(fd) != 0) {
+        rv = os_error();
+    }
+    close(fd);
     return rv;
 }
 

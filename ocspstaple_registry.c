@@ -22,6 +22,7 @@ struct ocspstaple_registry {
     apr_hash_t *by_id;
     apr_array_header_t *entries;     /* ocspstaple_entry *, in prime order */
     const char *origin;              /* this server, in records it writes */
+    ocsp_issuers *issuers;           /* one copy of each CA's certificate */
 };
 
 ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf)
@@ -31,6 +32,7 @@ ocspstaple_registry *ocspstaple_registry_make(apr_pool_t *pconf)
 
     reg->by_id = apr_hash_make(pconf);
     reg->entries = apr_array_make(pconf, 16, sizeof(ocspstaple_entry *));
+    reg->issuers = ocsp_issuers_make(pconf);
     if (apr_gethostname(host, sizeof(host), pconf) != APR_SUCCESS) {
         apr_cpystrn(host, "localhost", sizeof(host));
     }
@@ -111,14 +113,15 @@ static void log_unusable_urls(server_rec *s, const ocspstaple_entry *e)
 
 static apr_status_t entry_make(ocspstaple_entry **pe, server_rec *s,
                                const char *id, const char *pem,
-                               apr_pool_t *pconf)
+                               ocsp_issuers *issuers, apr_pool_t *pconf)
 {
     ocspstaple_entry *e = apr_pcalloc(pconf, sizeof(*e));
     const char *why;
     apr_status_t rv;
 
     *pe = NULL;
-    rv = ocsp_cert_parse(&e->cert, pem, strlen(pem), &why, pconf);
+    rv = ocsp_cert_parse_shared(&e->cert, pem, strlen(pem), issuers, &why,
+                                pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "OCSPSTAPLE0010: server %s:"
                      " cannot read the certificate mod_ssl handed over (%s); "
@@ -172,7 +175,7 @@ apr_status_t ocspstaple_registry_add(ocspstaple_registry *reg, server_rec *s,
         APR_ARRAY_PUSH(e->vhosts, const char *) = s->server_hostname;
         return APR_SUCCESS;
     }
-    if ((rv = entry_make(&e, s, id, pem, pconf)) != APR_SUCCESS) {
+    if ((rv = entry_make(&e, s, id, pem, reg->issuers, pconf)) != APR_SUCCESS) {
         return rv;
     }
     e->origin = reg->origin;

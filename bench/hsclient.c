@@ -10,7 +10,16 @@
  *   hsclient -p PORT[,PORT...] [-H 127.0.0.1] [-s NAME | -s 'm%d.bench' -N 1000]
  *            [-n COUNT | -d SECONDS] [-t THREADS] [-r RATE] [-v 1.2|1.3]
  *            [-k rsa|ecdsa] [-x PERCENT] [-w SECONDS] [-T SECONDS]
- *            [-o FILE]
+ *            [-o FILE] [-C CAFILE]
+ *
+ * Every staple counted is verified: an OCSP response saying "successful",
+ * signed by the served certificate's issuer (or a responder it
+ * authorized), with a single response for the served certificate's CertID
+ * (OCSP_resp_find_status), inside its validity. The issuer comes from
+ * -C CAFILE (trusted: PEM certificates, e.g. the intermediate) or else from
+ * the chain the server sent (then trusted as sent: it still proves the
+ * response belongs to this certificate and is intact). A staple that fails
+ * counts as stapled and as badstaple.
  *
  * Output, one line per class of connection (all, then those that asked for
  * a staple, then those that did not), key=value for the driver to parse:
@@ -46,6 +55,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -72,6 +82,7 @@ struct options {
     double wait_secs;         /* retry refused connections this long */
     double timeout;           /* per socket operation */
     const char *raw_file;     /* -o: every latency, for pooling runs */
+    const char *ca_file;      /* -C: issuers to verify staples against */
 };
 
 /* One successful handshake. */
@@ -100,6 +111,8 @@ struct summary {
 struct shared {
     const struct options *opt;
     SSL_CTX *ctx;
+    STACK_OF(X509) *cas;      /* -C: the issuers, or NULL */
+    X509_STORE *trust;        /* -C: the same, as trust anchors */
     struct addrinfo *addr[MAX_PORTS];
     char *port[MAX_PORTS];
     int nports;
@@ -171,6 +184,7 @@ static void usage(const char *why)
         "  -x PERCENT  threads that do not send status_request\n"
         "  -w SECONDS  retry refused connections this long (server starting)\n"
         "  -T SECONDS  timeout of each socket operation (default 30)\n"
+        "  -C CAFILE   verify staples against these issuers (PEM)\n"
         "  -o FILE     also write every handshake to FILE\n"
         "              (\"STATUS LATENCY_US START_US PORT_INDEX\")\n");
     exit(2);
@@ -250,7 +264,7 @@ static void parse_args(struct options *o, int argc, char **argv)
     o->host = "127.0.0.1";
     o->threads = 1;
     o->timeout = 30;
-    while ((c = getopt(argc, argv, "H:p:s:N:n:d:t:r:v:k:x:w:T:o:h")) != -1) {
+    while ((c = getopt(argc, argv, "H:p:s:N:n:d:t:r:v:k:x:w:T:o:C:h")) != -1) {
         switch (c) {
         case 'H': o->host = optarg; break;
         case 'p': o->port = optarg; break;
@@ -266,6 +280,7 @@ static void parse_args(struct options *o, int argc, char **argv)
         case 'w': o->wait_secs = parse_num(optarg, 0, 600, "-w"); break;
         case 'T': o->timeout = parse_num(optarg, 0.1, 600, "-T"); break;
         case 'o': o->raw_file = optarg; break;
+        case 'C': o->ca_file = optarg; break;
         default: usage(NULL);
         }
     }
@@ -403,15 +418,72 @@ static void record_sample(struct stats *st, double secs, double at, int port)
     st->samples[st->n++].port = port;
 }
 
-/* The staple should at least be an OCSP response saying "successful"
- * (it is not verified: the module's own tests do that). */
-static int staple_ok(const unsigned char *der, long len)
+/* The issuer of cert among certs, or NULL. */
+static X509 *issuer_in(STACK_OF(X509) *certs, X509 *cert)
+{
+    int i;
+
+    for (i = 0; certs && i < sk_X509_num(certs); i++) {
+        X509 *c = sk_X509_value(certs, i);
+
+        if (X509_check_issued(c, cert) == X509_V_OK) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Signature and CertID of the response against the served certificate
+ * (see the top of the file); 1 when it holds. */
+static int check_basic(OCSP_BASICRESP *bs, X509 *peer, X509 *issuer,
+                       STACK_OF(X509) *chain, X509_STORE *trust)
+{
+    X509_STORE *own = NULL;
+    OCSP_CERTID *id = NULL;
+    ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
+    int status, reason, ok = 0;
+
+    if (!trust) {
+        /* No -C: the issuer the server sent is the anchor. */
+        if (!(own = X509_STORE_new()) || !X509_STORE_add_cert(own, issuer)) {
+            goto done;
+        }
+        X509_STORE_set_flags(own, X509_V_FLAG_PARTIAL_CHAIN);
+        trust = own;
+    }
+    ok = OCSP_basic_verify(bs, chain, trust, 0) > 0
+         && (id = OCSP_cert_to_id(NULL, peer, issuer)) != NULL
+         && OCSP_resp_find_status(bs, id, &status, &reason, &rev, &thisupd,
+                                  &nextupd)
+         && OCSP_check_validity(thisupd, nextupd, 300, -1);
+done:
+    OCSP_CERTID_free(id);
+    X509_STORE_free(own);
+    return ok;
+}
+
+static int staple_ok(const struct shared *sh, SSL *ssl,
+                     const unsigned char *der, long len)
 {
     const unsigned char *p = der;
     OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, len);
-    int ok = resp && OCSP_response_status(resp) == OCSP_RESPONSE_STATUS_SUCCESSFUL;
+    OCSP_BASICRESP *bs = NULL;
+    X509 *peer = SSL_get0_peer_certificate(ssl);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    X509 *issuer = peer ? issuer_in(sh->cas, peer) : NULL;
+    int ok = 0;
 
+    if (peer && !issuer) {
+        issuer = issuer_in(chain, peer);
+    }
+    if (resp && issuer
+        && OCSP_response_status(resp) == OCSP_RESPONSE_STATUS_SUCCESSFUL
+        && (bs = OCSP_response_get1_basic(resp)) != NULL) {
+        ok = check_basic(bs, peer, issuer, chain, sh->trust);
+    }
+    OCSP_BASICRESP_free(bs);
     OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
     return ok;
 }
 
@@ -445,9 +517,8 @@ static void check_result(struct worker *w, SSL *ssl)
         if (len > w->st.staple_bytes) {
             w->st.staple_bytes = len;
         }
-        /* Parsing every staple would slow the client on stapled runs only;
-         * the first few of each thread are enough to catch garbage. */
-        if (w->st.stapled <= 4 && !staple_ok(der, len)) {
+        /* Every one: a staple counted is a staple that verifies. */
+        if (!staple_ok(w->sh, ssl, der, len)) {
             w->st.badstaple++;
         }
     }
@@ -651,6 +722,32 @@ static int write_raw(const char *file, const struct worker *ws, int nw)
 
 /* ------------------------------------------------------------------ main */
 
+/* -C FILE: every certificate in it, as issuers and as trust anchors
+ * (partial chains: an intermediate alone is enough). */
+static void load_cas(struct shared *sh, const char *file)
+{
+    BIO *b = BIO_new_file(file, "r");
+    X509 *x;
+
+    sh->cas = sk_X509_new_null();
+    sh->trust = X509_STORE_new();
+    if (!b || !sh->cas || !sh->trust) {
+        fprintf(stderr, "hsclient: cannot read %s\n", file);
+        exit(1);
+    }
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        X509_STORE_add_cert(sh->trust, x);
+        sk_X509_push(sh->cas, x);
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    if (sk_X509_num(sh->cas) == 0) {
+        fprintf(stderr, "hsclient: no certificate in %s\n", file);
+        exit(1);
+    }
+    X509_STORE_set_flags(sh->trust, X509_V_FLAG_PARTIAL_CHAIN);
+}
+
 /* -p takes one port, or several separated by commas: connections then go
  * to each in turn, so that servers measured side by side share every
  * moment of the run (and whatever else the machine does meanwhile). */
@@ -773,6 +870,9 @@ int main(int argc, char **argv)
     memset(&sh, 0, sizeof(sh));
     sh.opt = &o;
     resolve(&sh, &o);
+    if (o.ca_file) {
+        load_cas(&sh, o.ca_file);
+    }
     sh.ctx = make_ctx(&o);
     if (!sh.ctx) {
         fprintf(stderr, "hsclient: cannot set up TLS\n");
@@ -796,6 +896,8 @@ int main(int argc, char **argv)
         free(ws[i].st.samples);
     }
     SSL_CTX_free(sh.ctx);
+    sk_X509_pop_free(sh.cas, X509_free);
+    X509_STORE_free(sh.trust);
     for (i = 0; i < sh.nports; i++) {
         freeaddrinfo(sh.addr[i]);
     }

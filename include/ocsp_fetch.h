@@ -84,10 +84,22 @@ apr_status_t ocsp_fetch_global_init(void);
 void ocsp_fetch_connections_close(void);
 
 /* Parses PEM text: the certificate first, then its issuer (further
- * certificates are ignored). */
+ * certificates are ignored). Only what stapling needs is kept (the CertID,
+ * the issuer, the URLs, names): the leaf itself is freed. */
 apr_status_t ocsp_cert_parse(ocsp_cert **pcert, const char *pem,
                              apr_size_t pem_len, const char **perr,
                              apr_pool_t *p);
+
+/* Issuers met so far, so that the certificates of one CA share one copy of
+ * its certificate (10,000 leaves of one CA: one issuer, not 10,000). Lives
+ * in the pool it was made from; the certificates parsed with it must not
+ * outlive that pool. */
+typedef struct ocsp_issuers ocsp_issuers;
+ocsp_issuers *ocsp_issuers_make(apr_pool_t *p);
+/* ocsp_cert_parse, the issuer taken from (or added to) issuers. */
+apr_status_t ocsp_cert_parse_shared(ocsp_cert **pcert, const char *pem,
+                                    apr_size_t pem_len, ocsp_issuers *issuers,
+                                    const char **perr, apr_pool_t *p);
 
 /* The AIA OCSP responder URLs in certificate order (const char *), maybe
  * none: only http(s)://host... ones. */

@@ -72,6 +72,19 @@ apr_status_t ocsp_store_write(const char *dir, const unsigned char *id,
                               apr_size_t id_len, const unsigned char *der,
                               apr_size_t len, apr_pool_t *p);
 
+/* The same without either sync, for a batch: the new file replaces the old
+ * at once, and ocsp_store_sync(dir) after the batch makes all of them
+ * durable. A crash (power loss) before that may leave an empty or partial
+ * file under the name: read back, it does not verify and is fetched again,
+ * as any unusable store file is. */
+apr_status_t ocsp_store_write_unsynced(const char *dir,
+                                       const unsigned char *id,
+                                       apr_size_t id_len,
+                                       const unsigned char *der,
+                                       apr_size_t len, apr_pool_t *p);
+/* Makes what ocsp_store_write_unsynced wrote to dir durable. */
+apr_status_t ocsp_store_sync(const char *dir);
+
 /* Removes the temporary files that interrupted ocsp_store_write calls left
  * in dir: regular files named exactly <40 lowercase hex>.der.<6 letters or
  * digits> whose mtime is more than min_age before now (min_age keeps a

@@ -35,9 +35,17 @@ typedef struct {
 /* A responder's own error answer is kept (for OCSPStaplingReturnResponderErrors)
  * this long, as mod_ssl's SSLStaplingErrorCacheTimeout does. */
 #define OCSPSTAPLE_ERROR_RESPONSE_LIFETIME apr_time_from_sec(600)
-/* Shared-cache room per certificate: a response with a signer certificate
- * is ~2 KB, and shmcb spreads entries over its subcaches unevenly. */
-#define OCSPSTAPLE_CACHE_PER_CERT (16 * 1024)
+/* Shared-cache room per certificate. A record is about 100 bytes plus the
+ * response (500 B CA-signed, 1.4 KB with a delegated signer's certificate)
+ * plus its origin; shmcb adds the 20-byte id and a 24-byte index entry.
+ * It spreads entries over its subcaches by id, unevenly, and sizes its
+ * index from the hint of 2 KB per object (stapling_cache.c): 4 KB per
+ * certificate gives each subcache index room for twice its average share
+ * of certificates and data room for more than twice that many delegated
+ * responses (16 KB did too, with four times the shared memory: 160 MB for
+ * 10,000 certificates). The start-up helper says when the cache kept fewer
+ * than all responses (OCSPSTAPLE0033). */
+#define OCSPSTAPLE_CACHE_PER_CERT (4 * 1024)
 /* Fetches running at once in one update round. */
 #define OCSPSTAPLE_FETCH_PARALLEL 16
 

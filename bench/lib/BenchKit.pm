@@ -5,6 +5,7 @@ package BenchKit;
 # processes (CPU time, memory).
 #
 #   my $r = BenchKit::Responder->new(dir => $d, port => $p, pki => $pki);
+#   (or BenchKit::FastResponder: bench/fastocsp, the same interface)
 #   $r->start(nmin => 1, delay => 5);  $r->stop;  $r->times;   # request epochs
 #   my $h = BenchKit::Httpd->new(dir => $d, label => 'x', flavour => 'ocspstaple',
 #               vhosts => [ [ 'rsa.test', 'rsa', 'ecdsa' ] ], extra => [ ... ]);
@@ -34,6 +35,8 @@ our $HTTPD    = $ENV{BENCH_HTTPD} // '/usr/sbin/apache2';
 our $MODDIR   = $ENV{BENCH_MODDIR} // '/usr/lib/apache2/modules';
 our $MODULE   = "$ROOT/.libs/mod_ocspstaple.so";
 our $HSCLIENT = "$ROOT/bench/hsclient";
+our $FASTOCSP = "$ROOT/bench/fastocsp";
+our $MKLEAVES = "$ROOT/bench/mkleaves";
 our $CONFDIR  = "$ROOT/bench/conf";
 
 # Everything started here that is still running, to be stopped when the
@@ -234,7 +237,8 @@ sub memory_of {
 
 # client(port => P (or 'P1,P2,...': connections to each in turn), sni => NAME, names => N, secs => S | count => N,
 #        threads => T, rate => R, key => rsa|ecdsa, tls => '1.3',
-#        nostatus_pct => X, wait => S, timeout => S, raw => FILE): runs bench/hsclient on core 1 and
+#        nostatus_pct => X, wait => S, timeout => S, raw => FILE,
+#        cafile => FILE: staples verified against these issuers): runs bench/hsclient on core 1 and
 # returns { all => {...}, status => {...}, nostatus => {...} } with the keys
 # of its output lines (handshakes, stapled, errors, p50_ms, ...).
 sub client { return client_start(@_)->result }
@@ -257,6 +261,7 @@ sub client_start {
     push @cmd, '-w', $o{wait}           if $o{wait};
     push @cmd, '-o', $o{raw}            if $o{raw};
     push @cmd, '-T', $o{timeout}        if $o{timeout};
+    push @cmd, '-C', $o{cafile}         if $o{cafile};
     # A bound on the whole run, whatever happens to the server.
     my $limit = int(($o{secs} // 0) + ($o{wait} // 0) + ($o{timeout} // 0) + 60);
     my $pid = open my $fh, '-|', 'timeout', '-k', 5, $limit, pin(1), @cmd
@@ -406,6 +411,72 @@ sub times {
     @t = grep { $_ >= $from } @t if defined $from;
     @t = grep { $_ < $to } @t    if defined $to;
     return @t;
+}
+
+# ============================================================================
+package BenchKit::FastResponder;
+# bench/fastocsp on 127.0.0.1:PORT (a child of the driver): responses signed
+# once at its start and served from memory, HTTP/1.1 keep-alive. The
+# interface of BenchKit::Responder (start, stop, port, url, times,
+# cpu_secs), plus connections(): what it accepted. It answers for the
+# PKI's intermediate on every path (the AIA's mode is ignored: every
+# certificate of the index is good, or revoked as the index says).
+use POSIX qw(WNOHANG);
+
+our @ISA = ('BenchKit::Responder');
+
+# start(nmin => MINUTES (validity, default 60), resign => SECONDS,
+#       signer => NAME: a delegated signer of the PKI, e.g. ocsp-signer:
+#       its certificate goes in every response, 1.4 KB instead of 500 B)
+sub start {
+    my ($self, %o) = @_;
+    $self->stop;
+    unlink $self->{pidfile};
+    my $pki = $self->{pki};
+    my $valid = int(($o{nmin} // 60) * 60) || 1;
+    my @cmd = ($BenchKit::FASTOCSP, '-p', $self->{port}, '-c', "$pki/intermediate.crt",
+               '-k', "$pki/intermediate.key", '-i', "$pki/index.txt",
+               '-l', $self->{log}, '-P', $self->{pidfile}, '-V', $valid);
+    push @cmd, '-R', $o{resign} if $o{resign};
+    push @cmd, '-s', "$pki/$o{signer}.crt", '-K', "$pki/$o{signer}.key" if $o{signer};
+    my $pid = fork // die "bench: fork: $!\n";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $self->{stderr};
+        open STDERR, '>&', \*STDOUT;
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    $self->{pid} = $pid;
+    BenchKit::track($self);
+    # Signing every response first: about 1 ms each (RSA-2048 issuer).
+    my $up = BenchKit::wait_until(120, sub {
+        -s $self->{pidfile} || waitpid($pid, WNOHANG) == $pid });
+    die "bench: fastocsp on port $self->{port} did not start: "
+        . BenchKit::slurp($self->{stderr}) . "\n"
+        unless $up && -s $self->{pidfile};
+    return 1;
+}
+
+# CPU seconds used so far (no children: it signs in-process).
+sub cpu_secs {
+    my ($self) = @_;
+    my @f = split ' ', (BenchKit::slurp("/proc/$self->{pid}/stat") =~ /\) (.*)/s ? $1 : '');
+    return (($f[11] // 0) + ($f[12] // 0)) / 100;
+}
+
+# Connections accepted that carried requests in [FROM, TO) (all without
+# bounds): the distinct values of the log's last field.
+sub connections {
+    my ($self, $from, $to) = @_;
+    my %c;
+    for (split /\n/, BenchKit::slurp($self->{log})) {
+        my @f = split ' ';
+        next if defined $from && $f[0] < $from;
+        next if defined $to && $f[0] >= $to;
+        $c{$f[-1]} = 1;
+    }
+    return scalar keys %c;
 }
 
 # ============================================================================

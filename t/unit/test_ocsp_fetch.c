@@ -700,6 +700,54 @@ static void expect_refused(const char *desc, const ocsp_cert *c,
     check(is_failure(rv, err), desc, "%s", res(rv, err, p));
 }
 
+/* Certificates of one CA parsed with one ocsp_issuers share its
+ * certificate (the registry's 10,000 leaves of one CA): both still verify
+ * their own responses, also after the second parse dropped its copy, and
+ * nothing leaks when the pool goes (valgrind). */
+static void test_shared_issuers(void)
+{
+    apr_pool_t *p;
+    ocsp_issuers *issuers;
+    ocsp_cert *rsa = NULL, *ecdsa = NULL;
+    ocsp_verdict v;
+    const char *err = NULL, *pem;
+    apr_status_t rv1, rv2;
+
+    apr_pool_create(&p, g_pool);
+    issuers = ocsp_issuers_make(p);
+    pem = leaf_pem("rsa", 1, p);
+    rv1 = ocsp_cert_parse_shared(&rsa, pem, strlen(pem), issuers, &err, p);
+    pem = leaf_pem("ecdsa", 1, p);
+    rv2 = ocsp_cert_parse_shared(&ecdsa, pem, strlen(pem), issuers, &err, p);
+    check(rv1 == APR_SUCCESS && rv2 == APR_SUCCESS && rsa && ecdsa,
+          "ocsp_cert_parse_shared: two leaves of one CA parse",
+          "%s", res(rv2, err, p));
+    if (rsa && ecdsa) {
+        rv1 = verify(&v, rsa, "good", apr_time_now(), &err, p);
+        check(rv1 == APR_SUCCESS && v.cert_status == OCSP_CERT_GOOD,
+              "shared issuer: good.der verifies against rsa", "%s",
+              res(rv1, err, p));
+        rv2 = verify(&v, ecdsa, "ecdsa", apr_time_now(), &err, p);
+        check(rv2 == APR_SUCCESS && v.cert_status == OCSP_CERT_GOOD,
+              "shared issuer: ecdsa.der verifies against ecdsa", "%s",
+              res(rv2, err, p));
+        check(!strcmp(ocsp_cert_subject(ecdsa), "CN=ecdsa.test")
+              && ocsp_cert_urls(ecdsa)->nelts == 1,
+              "the leaf's names and URLs outlive the leaf itself",
+              "subject %s", ocsp_cert_subject(ecdsa));
+    }
+    /* A third time: the issuer's text is known, it is not parsed again. */
+    rsa = NULL;
+    pem = leaf_pem("rsa", 1, p);
+    rv1 = ocsp_cert_parse_shared(&rsa, pem, strlen(pem), issuers, &err, p);
+    rv1 = rv1 == APR_SUCCESS ? verify(&v, rsa, "good", apr_time_now(), &err, p)
+                             : rv1;
+    check(rv1 == APR_SUCCESS && v.cert_status == OCSP_CERT_GOOD,
+          "issuer known by its text: good.der still verifies", "%s",
+          res(rv1, err, p));
+    apr_pool_destroy(p);
+}
+
 static void test_verify(void)
 {
     apr_pool_t *p;
@@ -1836,6 +1884,7 @@ int main(int argc, char **argv)
     test_request();
     test_get_url();
     test_verify();
+    test_shared_issuers();
     if (g_port) {
         test_http();
     }

@@ -314,6 +314,38 @@ static void test_write(apr_pool_t *p)
     ok(APR_STATUS_IS_ENOENT(rv), "no store directory: ENOENT");
 }
 
+/* A batch: written without syncs, replacing the old file at once, mode
+ * 0600, no temporary file left; then one sync of the directory. */
+static void test_write_unsynced(apr_pool_t *p)
+{
+    const char *dir = at("batch", p);
+    unsigned char id[20];
+    const char *path;
+    unsigned char *der;
+    apr_size_t len;
+    apr_time_t mtime;
+    apr_status_t rv;
+    int temps;
+
+    memset(id, 0x5a, sizeof(id));
+    path = ocsp_store_path(dir, id, sizeof(id), p);
+    must(mkdir(dir, 0700), "mkdir");
+    rv = ocsp_store_write_unsynced(dir, id, sizeof(id),
+                                   (const unsigned char *)"one", 3, p);
+    rv = rv == APR_SUCCESS
+         ? ocsp_store_write_unsynced(dir, id, sizeof(id),
+                                     (const unsigned char *)"two!", 4, p) : rv;
+    ok(rv == APR_SUCCESS, "unsynced writes");
+    rv = ocsp_file_read(&der, &len, &mtime, path, MAX_LEN, OCSP_FILE_NOFOLLOW, p);
+    ok(rv == APR_SUCCESS && len == 4 && !memcmp(der, "two!", 4),
+       "unsynced: the second replaced the first");
+    ok(mode_of(path) == 0600 && count_entries(dir, &temps) == 1 && temps == 0,
+       "unsynced: mode 0600, no temporary file left");
+    ok(ocsp_store_sync(dir) == APR_SUCCESS, "ocsp_store_sync");
+    ok(APR_STATUS_IS_ENOENT(ocsp_store_sync(at("nodir", p))),
+       "ocsp_store_sync without the directory: ENOENT");
+}
+
 static void test_remove_stale(apr_pool_t *p)
 {
     const char *dir = at("stale", p);
@@ -499,6 +531,7 @@ int main(void)
     test_read_missing_large(p);
     ok(lowest_free_fd() == fd0, "ocsp_file_read closes its file on every path");
     test_write(p);
+    test_write_unsynced(p);
     test_remove_stale(p);
     ok(lowest_free_fd() == fd0, "write and remove_stale leak no descriptor");
     test_make_dir_modes(p);
