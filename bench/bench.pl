@@ -23,8 +23,12 @@
 #          prefork children (nginx: worker processes)
 #   cold   share of the first 100 handshakes after `apache2 -k start` that
 #          carry a staple
-#   scale  1000 certificates in 1000 SNI virtual hosts: startup, time until
-#          all are stapled, memory, CPU per handshake vs one certificate
+#   scale  1,000 and 10,000 certificates in as many SNI virtual hosts,
+#          against bench/fastocsp (pre-signed responses from memory): cold
+#          and warm start, time until all are stapled, memory per
+#          certificate, CPU per handshake vs one certificate, responder
+#          connections per 1,000 fetches; a wildcard certificate in 1,000
+#          and 10,000 virtual hosts (start and memory must grow linearly)
 #   reload the same 1000 virtual hosts, all stapled, handshakes going on: one
 #          graceful restart (SIGUSR1); handshake p99.9 and max across it,
 #          handshakes/s, for every peer and no stapling (nginx: a reload,
