@@ -1323,8 +1323,10 @@ sub scenario_reload {
     my $n = $P{scale_certs};
     note("reload: a graceful restart of $n SNI virtual hosts under handshakes, "
          . scalar(@RELOAD_CFGS) . ' servers');
-    my $resp = BenchKit::Responder->new(dir => $OUT, name => 'responder-reload',
-                                        port => $PORT0, pki => $PKI);
+    # Pre-signed responses from memory: the servers' cold starts before the
+    # windows (1,000 fetches each) wait on the server, not on the responder.
+    my $resp = BenchKit::FastResponder->new(dir => $OUT, name => 'responder-reload',
+                                            port => $PORT0, pki => $PKI);
     $resp->start;
     my %r;
     for my $cfg (@RELOAD_CFGS) {
@@ -1358,8 +1360,11 @@ sub scenario_reload {
 # worked out.
 sub reload_ready {
     my ($h, $cfg, $n) = @_;
-    return wait_all_stapled($h, $n) ? 1 : 0 if $cfg eq 'ocspstaple';
     return 1 if $cfg =~ /none$/;
+    # mod_ocspstaple: its start-up round is done (every certificate has a
+    # response), and, like the others, the handshakes show it: each child
+    # takes the round's responses at its next tick, up to a second later.
+    return 0 if $cfg eq 'ocspstaple' && !wait_all_stapled($h, $n);
     return warm_until_stapled($h, names => $RELOAD_NAMES, timeout => $h->start_bound);
 }
 
