@@ -140,17 +140,12 @@ sub deadline {
 # /var/cache/apache2/ocspstaple; the production test checks that its
 # namespaced server never touches that path): an exclusive lock on a file in
 # /run/lock, so such tests never overlap, in one run or in two checkouts.
-# Held until the returned handle goes or the test exits; waits at most
-# SECONDS (default 600), then dies.
+# Held until the returned handle goes or the test exits. It waits for the
+# other test to let go; the test's deadline() bounds that wait.
 sub machine_lock {
-    my ($secs) = @_;
     my $file = '/run/lock/ocspstaple-test-machine.lock';
     open(my $fh, '>>', $file) or die "$file: $!";
-    my $until = time + ($secs // 600);
-    until (flock($fh, Fcntl::LOCK_EX() | Fcntl::LOCK_NB())) {
-        die "$file: still held by another test after " . ($secs // 600) . " s\n" if time > $until;
-        sleep 0.5;
-    }
+    flock($fh, Fcntl::LOCK_EX()) or die "$file: flock: $!";
     return $fh;
 }
 
