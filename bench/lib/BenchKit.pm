@@ -362,6 +362,14 @@ sub start {
                '--log', $self->{log}, '--pidfile', $self->{pidfile});
     push @cmd, '--nmin', $o{nmin}   if defined $o{nmin};
     push @cmd, '--delay', $o{delay} if $o{delay};
+    return $self->_launch(15, @cmd);
+}
+
+# _launch(SECS, COMMAND...): runs it as a child (output to the stderr file),
+# tracked for stop_all; returns once its pid file is written, within SECS,
+# or dies with what it printed.
+sub _launch {
+    my ($self, $secs, @cmd) = @_;
     my $pid = fork // die "bench: fork: $!\n";
     if (!$pid) {
         open STDIN, '<', '/dev/null';
@@ -372,9 +380,9 @@ sub start {
     }
     $self->{pid} = $pid;
     BenchKit::track($self);
-    my $up = BenchKit::wait_until(15, sub {
+    my $up = BenchKit::wait_until($secs, sub {
         -s $self->{pidfile} || waitpid($pid, WNOHANG) == $pid });
-    die "bench: responder on port $self->{port} did not start: "
+    die "bench: $cmd[0] on port $self->{port} did not start: "
         . BenchKit::slurp($self->{stderr}) . "\n"
         unless $up && -s $self->{pidfile};
     return 1;
@@ -421,8 +429,6 @@ package BenchKit::FastResponder;
 # cpu_secs), plus connections(): what it accepted. It answers for the
 # PKI's intermediate on every path (the AIA's mode is ignored: every
 # certificate of the index is good, or revoked as the index says).
-use POSIX qw(WNOHANG);
-
 our @ISA = ('BenchKit::Responder');
 
 # start(nmin => MINUTES (validity, default 60), resign => SECONDS,
@@ -439,23 +445,8 @@ sub start {
                '-l', $self->{log}, '-P', $self->{pidfile}, '-V', $valid);
     push @cmd, '-R', $o{resign} if $o{resign};
     push @cmd, '-s', "$pki/$o{signer}.crt", '-K', "$pki/$o{signer}.key" if $o{signer};
-    my $pid = fork // die "bench: fork: $!\n";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $self->{stderr};
-        open STDERR, '>&', \*STDOUT;
-        { no warnings "exec"; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
-    $self->{pid} = $pid;
-    BenchKit::track($self);
-    # Signing every response first: about 1 ms each (RSA-2048 issuer).
-    my $up = BenchKit::wait_until(120, sub {
-        -s $self->{pidfile} || waitpid($pid, WNOHANG) == $pid });
-    die "bench: fastocsp on port $self->{port} did not start: "
-        . BenchKit::slurp($self->{stderr}) . "\n"
-        unless $up && -s $self->{pidfile};
-    return 1;
+    # It signs every response first: about 1 ms each (RSA-2048 issuer).
+    return $self->_launch(120, @cmd);
 }
 
 # CPU seconds used so far (no children: it signs in-process).
