@@ -3,7 +3,9 @@
 # drops every 20th connection unanswered (one dropped connection is not a
 # dead responder: the round goes on, the dropped fetch is tried again); with a responder that hangs,
 # startup is delayed by about ONE timeout, not one per certificate; and a
-# cache too small for all of them is reported at startup with a size to set.
+# cache too small for all of them is reported at startup with a size to set;
+# the store files that startup round wrote (synced once, at its end) are
+# whole: a new start with the responder down staples every one from them.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -15,7 +17,7 @@ use OCSPLoad ();
 
 my $N = 200;
 my $TIMEOUT = 2;
-plan tests => 15;
+plan tests => 20;
 OCSPServer::deadline(420);      # three starts of 200 vhosts: past 240 s under make test-asan on a busy machine
 
 my ($w, $pki, $resp) = setup();
@@ -34,7 +36,7 @@ my @sample = (1, 2, $N, map { 1 + int rand $N } 1 .. 17);
 # ---- all fetched, all stapled, though some connections are dropped -------
 my $DROP_EVERY = 20;
 $resp->start(drop_every => $DROP_EVERY);
-my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => 'off',
+my $h = OCSPServer::Httpd->new(dir => $w, pki => $pki, store => "$w/store",
                                vhosts => \@vhosts);
 my $took = $h->start(timeout => 120);
 my $took_healthy = $took // 0;
@@ -64,6 +66,30 @@ ok(!@bad, scalar(@sample) . ' sampled vhosts: each staples the response for its 
     or diag(map { "m$_->{i}: " . describe($_) . "\n" } @bad);
 ok(!$h->log_lines(qr/OCSPSTAPLE0033/), 'the default cache is large enough (no OCSPSTAPLE0033)');
 $h->stop;
+
+# ---- the round's store files (written unsynced, one sync at its end) --------
+# A round of 16 or more certificates syncs the store once at its end instead
+# of once per file: the files must still be whole. The responder is down,
+# so a new start can staple only from them.
+my @files = grep { -s } map { "$w/store/" . $pki->cert_id("m$_") . '.der' } 1 .. $N;
+is(scalar @files, $N, "the startup round left a store file for each of the $N certificates");
+$resp->stop;
+my $off = $h->log_size;
+ok($h->start(timeout => 120), 'httpd starts again, responder down') or BAIL_OUT('no server');
+$h->wait_for_log(qr/OCSPSTAPLE0012: /, 60, $off);
+$sum = $h->summary($off) // {};
+is(join(' ', map { $sum->{$_} // '-' } qw(certs stored fetched missing)), "$N $N 0 0",
+   "startup summary: all $N from the store") or diag($sum->{line} // 'no OCSPSTAPLE0012 line');
+OCSPServer::wait_until(10, sub {
+    @bad = grep { !$stapled_ok->($_) }
+           map { my $r = handshake($h->port, "m$_.test"); $r->{i} = $_; $r } @sample;
+    !@bad;
+}, 0.5);
+ok(!@bad, scalar(@sample) . ' sampled vhosts staple their own response, from the store')
+    or diag(map { "m$_->{i}: " . describe($_) . "\n" } @bad);
+ok(!$h->log_lines(qr/OCSPSTAPLE003[18]/, $off), 'no store file refused, no failed sync');
+$h->stop;
+$resp->start;
 
 # ---- a cache too small: said at startup, with a size --------------------------
 # 32 KB: about the smallest shmcb accepts with the module's size hints (2 KB
