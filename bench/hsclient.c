@@ -27,10 +27,17 @@
  *   staple_bytes=L secs=T rate=R p50_ms=.. p99_ms=.. p999_ms=.. max_ms=..
  * then, with several ports, one line per port:
  *   class=port:PORT handshakes=N stapled=S errors=E
- * and with -o FILE every handshake too, one line each: "1 1234 567890 0"
+ * and with -o FILE every handshake too, one line each: "1 1234 567890 0 17 1"
  * (asked for a staple; latency and start since the run's start, in
- * microseconds; which of the -p ports), so that runs can be pooled before
- * percentiles, handshakes placed in time and servers told apart.
+ * microseconds; which of the -p ports; which of the -N names, 0 without
+ * -N; whether it carried a staple that verified), so that runs can be
+ * pooled before percentiles, handshakes placed in time, servers told apart
+ * and every name's staple checked.
+ *
+ * Ports and names are handed out from one sequence shared by all threads:
+ * handshake k goes to port k % ports with name k / ports % N + 1, so that
+ * -n N*ports covers every name on every port exactly once, whatever the
+ * number of threads and however fast each of them is.
  * Latency: from connect() to the end of the client's side of the handshake
  * (CLOCK_MONOTONIC); the close that follows is not counted.
  *
@@ -90,6 +97,8 @@ struct sample {
     uint32_t lat_us;          /* from connect() to the end of the handshake */
     uint32_t at_us;           /* when it started, since the run's start */
     int port;                 /* which of the -p ports */
+    int name;                 /* which of the -N names (1..N), or 0 */
+    int stapled;              /* carried a staple that verified */
 };
 
 /* What one thread measured; merged by the main thread at the end. */
@@ -119,6 +128,7 @@ struct shared {
     struct timespec start;
     double start_secs;        /* the same, as now_secs() counts */
     long next_ticket;         /* count mode: handshakes handed out so far */
+    long next_seq;            /* the next handshake's place: its port and name */
 };
 
 struct worker {
@@ -127,8 +137,6 @@ struct worker {
     int want_status;
     struct shared *sh;
     struct stats st;
-    int name_next;            /* which of the -N names comes next */
-    int port_next;            /* which of the -p ports comes next */
 };
 
 /* SIGUSR1: start no more handshakes. */
@@ -400,7 +408,8 @@ static uint32_t to_us(double secs)
     return us > (double)UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-static void record_sample(struct stats *st, double secs, double at, int port)
+static void record_sample(struct stats *st, double secs, double at, int port,
+                          int name, int stapled)
 {
     if (st->n == st->cap) {
         size_t cap = st->cap ? 2 * st->cap : 4096;
@@ -415,7 +424,9 @@ static void record_sample(struct stats *st, double secs, double at, int port)
     }
     st->samples[st->n].lat_us = to_us(secs);
     st->samples[st->n].at_us = to_us(at);
-    st->samples[st->n++].port = port;
+    st->samples[st->n].port = port;
+    st->samples[st->n].name = name;
+    st->samples[st->n++].stapled = stapled;
 }
 
 /* The issuer of cert among certs, or NULL. */
@@ -524,30 +535,32 @@ static void check_result(struct worker *w, SSL *ssl)
     }
 }
 
-static const char *next_name(struct worker *w, char *buf, size_t size)
+/* The SNI of the name numbered NAME (1..N) of a -N pattern, or -s as is. */
+static const char *sni_of(const struct options *o, int name, char *buf,
+                          size_t size)
 {
-    const struct options *o = w->sh->opt;
-
     if (!o->names) {
         return o->sni;
     }
     /* Only -s patterns with a single %d get here (valid_pattern). */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    /* With several ports, each name goes to every port in turn. */
-    snprintf(buf, size, o->sni, w->name_next / w->sh->nports % o->names + 1);
+    snprintf(buf, size, o->sni, name);
 #pragma GCC diagnostic pop
-    w->name_next++;
     return buf;
 }
 
 /* One connection, one full handshake, to the next of the -p ports. */
 static void one_handshake(struct worker *w)
 {
-    char name[MAX_NAME];
-    const char *sni = next_name(w, name, sizeof(name));
-    int port = w->port_next++ % w->sh->nports;
-    long stapled = w->st.stapled;
+    char buf[MAX_NAME];
+    const struct options *o = w->sh->opt;
+    /* With several ports, each name goes to every port in turn. */
+    long seq = __atomic_fetch_add(&w->sh->next_seq, 1, __ATOMIC_RELAXED);
+    int port = (int)(seq % w->sh->nports);
+    int name = o->names ? (int)(seq / w->sh->nports % o->names) + 1 : 0;
+    const char *sni = sni_of(o, name, buf, sizeof(buf));
+    long stapled = w->st.stapled, bad = w->st.badstaple;
     double t0 = now_secs();
     SSL *ssl = NULL;
     int fd = tcp_connect(w->sh, w->sh->addr[port]);
@@ -565,8 +578,11 @@ static void one_handshake(struct worker *w)
     if (SSL_connect(ssl) != 1) {
         goto fail;
     }
-    record_sample(&w->st, now_secs() - t0, t0 - w->sh->start_secs, port);
+    double secs = now_secs() - t0;
+
     check_result(w, ssl);
+    record_sample(&w->st, secs, t0 - w->sh->start_secs, port, name,
+                  w->st.stapled > stapled && w->st.badstaple == bad);
     w->st.port_hs[port]++;
     w->st.port_stapled[port] += w->st.stapled - stapled;
     close_politely(ssl, fd);
@@ -605,8 +621,6 @@ static void *worker_main(void *arg)
     /* Threads start spread over one interval so paced load is smooth. */
     double next = now_secs() + interval * w->index / o->threads;
 
-    w->name_next = w->index;
-    w->port_next = w->index;
     while (more_work(w->sh)) {
         if (interval > 0) {
             sleep_until(next);
@@ -713,8 +727,8 @@ static int write_raw(const char *file, const struct worker *ws, int nw)
         for (j = 0; j < ws[i].st.n; j++) {
             const struct sample *x = &ws[i].st.samples[j];
 
-            fprintf(f, "%d %u %u %d\n", ws[i].want_status, x->lat_us, x->at_us,
-                    x->port);
+            fprintf(f, "%d %u %u %d %d %d\n", ws[i].want_status, x->lat_us,
+                    x->at_us, x->port, x->name, x->stapled);
         }
     }
     return fclose(f) == 0 ? 0 : -1;
