@@ -1,8 +1,9 @@
 package BenchKit;
-# Building blocks of bench/bench.pl: private Apache servers made from the
-# templates in bench/conf/, loopback OCSP responders (scripts/ocsp_responder.pl),
-# the handshake client (bench/hsclient), and what /proc says about a server's
-# processes (CPU time, memory).
+# Building blocks of bench/bench.pl and its scenarios (bench/lib/Scenario/):
+# private Apache servers made from the templates in bench/conf/, loopback
+# OCSP responders (scripts/ocsp_responder.pl), the handshake client
+# (bench/hsclient), and what /proc says about a server's processes (CPU
+# time, memory).
 #
 #   my $r = BenchKit::Responder->new(dir => $d, port => $p, pki => $pki);
 #   (or BenchKit::FastResponder: bench/fastocsp, the same interface)
