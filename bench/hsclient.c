@@ -67,7 +67,7 @@
 #include <openssl/x509.h>
 
 #define MAX_THREADS   256
-#define MAX_PORTS     8
+#define MAX_PORTS     16
 #define MAX_NAME      256
 /* A stopped run still ends: -d is capped, and so is every socket wait. */
 #define MAX_DURATION  3600.0
@@ -194,7 +194,7 @@ static void usage(const char *why)
         "  -T SECONDS  timeout of each socket operation (default 30)\n"
         "  -C CAFILE   verify staples against these issuers (PEM)\n"
         "  -o FILE     also write every handshake to FILE\n"
-        "              (\"STATUS LATENCY_US START_US PORT_INDEX\")\n");
+        "              (\"STATUS LATENCY_US START_US PORT_INDEX NAME VERIFIED\")\n");
     exit(2);
 }
 

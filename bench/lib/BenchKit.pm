@@ -220,16 +220,21 @@ sub core_time {
 
 # Resident memory of PIDS in kB: VmRSS summed (pages shared between the
 # parent and its children count once per process, as `ps` shows them), and
-# Pss summed (each shared page split between its users: the real total).
+# Pss summed (each shared page split between its users: the real total),
+# and of that the anonymous part, Pss_Anon (heap, stacks, copied-on-write
+# pages: what grows with the configuration; not the libraries' pages,
+# whose Pss falls as other servers map the same libraries).
 sub memory_of {
     my (@pids) = @_;
-    my %m = (rss_kb => 0, pss_kb => 0, each => []);
+    my %m = (rss_kb => 0, pss_kb => 0, anon_kb => 0, each => []);
     for my $pid (@pids) {
         my ($rss) = slurp("/proc/$pid/status") =~ /^VmRSS:\s+(\d+)/m;
-        my ($pss) = slurp("/proc/$pid/smaps_rollup") =~ /^Pss:\s+(\d+)/m;
-        $m{rss_kb} += $rss // 0;
-        $m{pss_kb} += $pss // 0;
-        push @{ $m{each} }, { rss_kb => $rss // 0, pss_kb => $pss // 0 };
+        my $rollup = slurp("/proc/$pid/smaps_rollup");
+        my ($pss) = $rollup =~ /^Pss:\s+(\d+)/m;
+        my ($anon) = $rollup =~ /^Pss_Anon:\s+(\d+)/m;
+        my %p = (rss_kb => $rss // 0, pss_kb => $pss // 0, anon_kb => $anon // 0);
+        $m{$_} += $p{$_} for keys %p;
+        push @{ $m{each} }, \%p;
     }
     return \%m;
 }

@@ -41,7 +41,7 @@ our $THREADS = 8;              # client connections at once in CPU rounds
 my $DISTURBED = 0.2;           # a CPU round with more of core 0 going elsewhere is left out
 
 our @EXPORT = (qw(%OPT %P $OUT $PKI $PORT0 %AIA $T0 @PEERS %CFG_NAME $THREADS),
-               qw(baseline_of note median min_max pct ms met_max yn ratio_str pct_set
+               qw(baseline_of note median min_max pct mb ms met_max yn ratio_str pct_set
                   undisturbed disturbed_note foreign_share server warm_until_stapled
                   start_served wait_all_stapled scale_vhosts));
 
@@ -67,6 +67,8 @@ sub pct {
     $rank = 1 if $rank < 1;
     return $v[($rank > @v ? scalar @v : $rank) - 1];
 }
+
+sub mb { sprintf('%.0f MB', $_[0] / 1024) }    # of KB
 
 sub ms { sprintf($_[0] >= 100 ? '%.0f' : $_[0] >= 10 ? '%.1f' : '%.2f', $_[0]) }
 
