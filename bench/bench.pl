@@ -85,7 +85,7 @@ my $FULL = !$OPT{quick} && keys(%WANT) == @ALL;
 # Sizes of the run. --quick is for working on the bench itself: the same
 # steps, too short to mean anything.
 # Budget of a full run (2 cores, quiet): cpu 24 passes x 4 rounds of 1.5 s
-# over 6 servers (~3.5 min), sick 4 windows x 4 peers of 11 s (~4 min), load
+# over 6 servers (~3.5 min), sick 3 windows x 4 peers of 11 s (~3 min), load
 # one 30 s window for all peers at once (~1 min), cold 3 starts x 4 peers
 # (~0.5 min), reload 6 servers of scale_certs vhosts (~3 min), leaving the
 # rest of 20 minutes to the PKI and scale.
@@ -94,9 +94,9 @@ my $FULL = !$OPT{quick} && keys(%WANT) == @ALL;
     cold_reps => 1, scale_certs => 100, scale_sizes => [100], scale_passes => 2, scale_secs => 0.5,
     reload_pre => 2, reload_post => 2,
 ) : (
-    cpu_secs => 1.5, cpu_passes => 24, sick_secs => 11, sick_windows => 4, load_secs => 30,
+    cpu_secs => 1.5, cpu_passes => 24, sick_secs => 11, sick_windows => 3, load_secs => 30,
     cold_reps => 3, scale_certs => 1000, scale_sizes => [1000, 10000], scale_passes => 12,
-    scale_secs => 1.5,
+    scale_secs => 3,
     reload_pre => 3, reload_post => 3,
 );
 my $DEADLINE = 30 * 60;        # a stuck run ends, and stops what it started

@@ -542,6 +542,9 @@ sub write_config {
              DIR => $self->{dir}, PORT => $self->{port}, MPM => $self->{mpm},
              MODDIR => $BenchKit::MODDIR, MODULE => $BenchKit::MODULE,
              SSL_CACHE_TIMEOUT => $self->{ssl_cache_timeout},
+             # mod_ssl's stapling cache sized as mod_ocspstaple sizes its
+             # own by default: 4 KB per certificate, at least 1 MB.
+             SSL_CACHE_BYTES => 4096 * $self->certs > 1048576 ? 4096 * $self->certs : 1048576,
              MIMETYPES => -f '/etc/mime.types' ? '/etc/mime.types' : '/dev/null',
              # As root, children need a user of their own (Debian's www-data).
              USER => $> == 0 ? "User www-data\nGroup www-data" : '',
@@ -563,10 +566,16 @@ sub write_config {
 sub start_bound {
     my ($self) = @_;
     return $ENV{BENCH_START_WAIT} if $ENV{BENCH_START_WAIT};
+    my $bound = 30 + 0.2 * $self->certs;
+    return $bound > 300 ? 300 : $bound;
+}
+
+# How many certificates the vhosts have.
+sub certs {
+    my ($self) = @_;
     my $certs = 0;
     $certs += @$_ - 1 for @{ $self->{vhosts} };
-    my $bound = 30 + 0.2 * $certs;
-    return $bound > 300 ? 300 : $bound;
+    return $certs;
 }
 
 # The error log from byte OFFSET on.
@@ -774,6 +783,7 @@ sub write_config {
 # nginx loads every certificate before it serves and fetches nothing at
 # start: the same bound as an Apache server's.
 sub start_bound { BenchKit::Httpd::start_bound(@_) }
+sub certs       { BenchKit::Httpd::certs(@_) }
 
 sub log_since  { BenchKit::Httpd::log_since(@_) }
 sub log_lines  { BenchKit::Httpd::log_lines(@_) }

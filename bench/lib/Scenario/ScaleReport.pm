@@ -212,7 +212,9 @@ sub method {
         . 'all twelve servers in turn (every configuration with 1 certificate, answering every '
         . 'name with `*.bench`, and with N), the names rotating through all N; ratio: '
         . 'µs/handshake with N certificates / with 1, in the same round; "CPU rounds: stapled": '
-        . 'the handshakes of the rounds that carried a staple. Responder requests and '
+        . 'the handshakes of the rounds that carried a staple; a peer still fetching in the '
+        . 'background during the rounds (mod_md, when its sweeps did not find all stapled) '
+        . 'has that work in its CPU. Responder requests and '
         . 'connections: those answered from the start until the last sweep (mod_ocspstaple: '
         . 'until all were stapling).';
 }
