@@ -17,7 +17,8 @@ package Scenario::Scale;
 #    background (mod_md's watchdog): until serving, then sweeps until one
 #    finds every vhost stapled or stapled_bound() has passed since the
 #    start; their memory; mod_md, which keeps its responses in a store too,
-#    stopped and started again (warm) the same way. mod_ssl and nginx keep
+#    stopped and started again (warm) the same way, when its cold start
+#    stapled them all. mod_ssl and nginx keep
 #    responses in memory only: their restart is a cold start;
 #  - no stapling (Apache; nginx for nginx's figures): until serving, one
 #    sweep (the same handshakes as the others had: what serving them costs
@@ -141,14 +142,16 @@ sub ours_start {
 }
 
 # A peer (or no stapling) of N vhosts: a cold start with its sweeps, its
-# memory; mod_md, which keeps responses in its store, a warm start too.
+# memory; mod_md, which keeps responses in its store, a warm start too,
+# when its cold start stapled them all (else its store is partial, and its
+# warm start would be a cold start continued: minutes at 10,000).
 # Returns the server, running.
 sub peer_cold_warm {
     my ($s, $resp, $n, $cfg) = @_;
     my $h = server($cfg, "scale-$n-$cfg", vhosts => scale_vhosts($n));
     $s->{cold}{$cfg} = peer_start($h, $resp, $n, $cfg);
     scale_memory($s, "$cfg/$n", $h);
-    if ($cfg eq 'md') {
+    if ($cfg eq 'md' && defined $s->{cold}{$cfg}{all}) {
         $h->stop;
         $s->{warm}{$cfg} = peer_start($h, $resp, $n, $cfg);
     }

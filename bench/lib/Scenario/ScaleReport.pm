@@ -76,9 +76,11 @@ sub rows {
                    && !$csw->{errors};
     my $kb = kb_per_cert($s, 'ocspstaple');
     my %cold = map { $_ => start_cell($s->{cold}{$_}, $n) } @STAPLERS;
-    my %warm = (%NO_STORE, md => sprintf('%s (%+.1f s against no stapling); %d responder requests',
-                                         start_cell($s->{warm}{md}, $n),
-                                         $s->{warm}{md}{serving} - $none, $s->{warm}{md}{requests}));
+    my $mdw = $s->{warm}{md};
+    my %warm = (%NO_STORE, md => $mdw
+        ? sprintf('%s (%+.1f s against no stapling); %d responder requests',
+                  start_cell($mdw, $n), $mdw->{serving} - $none, $mdw->{requests})
+        : 'not measured: its cold start had not stapled them all, so its store was partial');
     my %mem = map { $_ => sprintf('%.1f KB', kb_per_cert($s, $_))
                           . ($_ eq 'nginx' ? ' (vs nginx without stapling)' : '') } @STAPLERS;
     my %cpu = map { $_ => ratio_str($s->{cpu}{ratio}{$_}) } @STAPLERS;
@@ -203,7 +205,8 @@ sub method {
         . 'sweep. A sweep: one full handshake (TLS 1.3, status_request) to each vhost, 4 '
         . 'connections at once, every staple verified (signature by the issuer, CertID of the '
         . 'served certificate). Warm start: the same server stopped and started again with the '
-        . 'responses it stored (mod_ocspstaple: `OCSPStaplingStore`; mod_md: its store). '
+        . 'responses it stored (mod_ocspstaple: `OCSPStaplingStore`; mod_md: its store, when '
+        . 'its cold start had stapled every vhost). '
         . 'Memory, after the sweeps: the anonymous Pss (Pss_Anon: heap and copied pages; the '
         . 'libraries\' file pages left out, as their Pss depends on how many servers are '
         . 'running) of all processes plus the parent\'s shared mappings (shmcb caches, '
