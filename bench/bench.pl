@@ -84,19 +84,21 @@ my $FULL = !$OPT{quick} && keys(%WANT) == @ALL;
 
 # Sizes of the run. --quick is for working on the bench itself: the same
 # steps, too short to mean anything.
-# Budget of a full run (2 cores, quiet): cpu 24 passes x 4 rounds of 1.5 s
-# over 6 servers (~3.5 min), sick 3 windows x 4 peers of 11 s (~3 min), load
-# one 30 s window for all peers at once (~1 min), cold 3 starts x 4 peers
-# (~0.5 min), reload 6 servers of scale_certs vhosts (~3 min), leaving the
-# rest of 20 minutes to the PKI and scale.
+# Budget of a full run (2 cores, quiet), as measured: cpu 20 passes x 4
+# rounds of 1.5 s over 6 servers (~2.3 min), sick 3 windows x 4 peers of
+# 11 s (~2.6 min), load one 30 s window for all peers at once (~0.7 min),
+# cold 3 starts x 4 peers (~0.2 min), scale: 6 servers of 1,000 and of
+# 10,000 vhosts, 12 CPU rounds of 2 s each, the wildcard (~10-12 min: a
+# 10,000-vhost Apache took 29 s to load here, and 49 s an hour later),
+# reload 6 servers of scale_certs vhosts (~1.3 min).
 %P = $OPT{quick} ? (
     cpu_secs => 0.5, cpu_passes => 2, sick_secs => 6, sick_windows => 1, load_secs => 20,
     cold_reps => 1, scale_certs => 100, scale_sizes => [100], scale_passes => 2, scale_secs => 0.5,
     reload_pre => 2, reload_post => 2,
 ) : (
-    cpu_secs => 1.5, cpu_passes => 24, sick_secs => 11, sick_windows => 3, load_secs => 30,
+    cpu_secs => 1.5, cpu_passes => 20, sick_secs => 11, sick_windows => 3, load_secs => 30,
     cold_reps => 3, scale_certs => 1000, scale_sizes => [1000, 10000], scale_passes => 12,
-    scale_secs => 3,
+    scale_secs => 2,
     reload_pre => 3, reload_post => 3,
 );
 my $DEADLINE = 30 * 60;        # a stuck run ends, and stops what it started

@@ -201,7 +201,7 @@ sub method {
         . 'handshake, which waits for it; nginx: each worker for itself, in the background '
         . 'after its first handshake of a certificate, which goes without) or in the '
         . 'background (mod_md\'s watchdog): sweeps until one finds every vhost stapled, for at '
-        . 'most 30 s plus 6 ms per certificate from the start; the time is the end of that '
+        . 'most 30 s plus 4 ms per certificate from the start; the time is the end of that '
         . 'sweep. A sweep: one full handshake (TLS 1.3, status_request) to each vhost, 4 '
         . 'connections at once, every staple verified (signature by the issuer, CertID of the '
         . 'served certificate). Warm start: the same server stopped and started again with the '
