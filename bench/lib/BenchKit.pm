@@ -132,14 +132,27 @@ sub run_logged {
     return $? >> 8;
 }
 
-# A loopback port nobody listens on (the kernel's choice).
+# A loopback port nobody listens on, never handed out before in this run,
+# and outside the kernel's range of ephemeral ports: a port handed out now
+# may be listened on only minutes later (the responder an AIA URL names,
+# started by its scenario), and meanwhile neither a server given a port
+# here nor an outgoing connection may take it (a run failed on "Address
+# already in use" so). Falls back to the kernel's choice when the
+# ephemeral range leaves no room below it.
+my %HANDED_OUT;
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-        or die "bench: free_port: $!\n";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    my ($lo) = split ' ', (slurp('/proc/sys/net/ipv4/ip_local_port_range') || '32768');
+    for (1 .. 1000) {
+        my $want = $lo > 11000 ? 10000 + int(rand($lo - 10000)) : 0;
+        next if $HANDED_OUT{$want};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $want,
+                                      Proto => 'tcp', Listen => 1, ReuseAddr => 1) or next;
+        my $port = $s->sockport;
+        close $s;
+        next if $HANDED_OUT{$port}++;
+        return $port;
+    }
+    die "bench: free_port: no free loopback port found\n";
 }
 
 sub port_open {
