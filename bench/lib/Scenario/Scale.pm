@@ -47,7 +47,7 @@ use BenchRun;
 use File::Path qw(make_path);
 use Scenario::ScaleReport;
 use Scenario::Wildcard;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 # The servers of each size, in the order they start: mod_ocspstaple first
 # (its cold start is the one with the goal), mod_md last: its watchdog goes

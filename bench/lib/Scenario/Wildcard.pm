@@ -9,7 +9,6 @@ use warnings;
 
 use BenchKit;
 use BenchRun;
-use Time::HiRes qw(time sleep);
 
 sub run {
     my @sizes = @{ $P{scale_sizes} };
